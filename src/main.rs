@@ -1,0 +1,53 @@
+//! The `sumpool` binary: parse the command line, run, and turn the result into an exit code.
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use sumpool::cli::Cli;
+use sumpool::report::{EXIT_ERROR, EXIT_SUCCESS, PROGRAM, exit_code, io_reason};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // Help and version go to stdout with status 0; usage errors to stderr with 2.
+            let _ = err.print();
+            return ExitCode::from(err.exit_code().clamp(0, 255) as u8);
+        }
+    };
+    let config = cli.into_config();
+    let mut out = sumpool::output::stdout_writer();
+    let mut err = io::stderr().lock();
+    match sumpool::run(&config, &mut out, &mut err) {
+        Ok(report) => exit_code(report.exit_code()),
+        Err(error) if is_broken_pipe(&error) => exit_code(EXIT_SUCCESS),
+        Err(error) => {
+            let _ = writeln!(err, "{PROGRAM}: {}", fatal_message(&error));
+            exit_code(EXIT_ERROR)
+        }
+    }
+}
+
+/// Whether the error comes from writing into a pipe whose reader has gone: not worth a
+/// message, the reader asked for no more (ripgrep treats it the same way).
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// `context: cause: cause`, with OS errors worded as GNU tools word them.
+fn fatal_message(error: &anyhow::Error) -> String {
+    let parts: Vec<String> = error
+        .chain()
+        .map(|cause| match cause.downcast_ref::<io::Error>() {
+            Some(io_err) => io_reason(io_err),
+            None => cause.to_string(),
+        })
+        .collect();
+    parts.join(": ")
+}

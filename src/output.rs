@@ -1,0 +1,200 @@
+//! Checksum line formats, GNU escaping of names, and the one stdout writer.
+//!
+//! A line is exactly what GNU coreutils `sha256sum` prints: `<hex>  <name>\n`, or with `--tag`
+//! the BSD form `SHA256 (<name>) = <hex>\n`. Names are bytes: everything is written raw except
+//! that a name holding a backslash, newline or carriage return gets a `\` at the start of its
+//! line and those three bytes escaped (coreutils `src/cksum.c`, `src/digest.c`). With `-z` lines
+//! end in NUL and nothing is escaped, since NUL cannot occur in a name.
+//!
+//! This module formats and writes; it never decides what to print (that is `lib`'s run loop),
+//! and it does not parse lines back (that is `check`, which uses [`unescape_name`]).
+
+use std::borrow::Cow;
+use std::io::{self, IsTerminal, Write};
+
+/// Which of the two line shapes `sha256sum` can print.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LineStyle {
+    /// `<hex>  <name>`, the default of `sha256sum`.
+    Gnu,
+    /// `SHA256 (<name>) = <hex>`, printed by `sha256sum --tag`.
+    Bsd,
+}
+
+/// Everything that decides the bytes of one output line besides the digest and the name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LineFormat {
+    /// GNU or BSD shape.
+    pub style: LineStyle,
+    /// End lines with NUL instead of newline, and do not escape names.
+    pub zero: bool,
+    /// The algorithm name used by BSD lines, such as `SHA256`.
+    pub tag: &'static str,
+}
+
+/// Whether GNU would escape this name: it holds a backslash, newline or carriage return.
+pub fn needs_escape(name: &[u8]) -> bool {
+    name.iter().any(|&b| matches!(b, b'\\' | b'\n' | b'\r'))
+}
+
+/// Escapes `\`, newline and carriage return as `\\`, `\n`, `\r`; other bytes are unchanged.
+pub fn escape_name(name: &[u8]) -> Cow<'_, [u8]> {
+    if !needs_escape(name) {
+        return Cow::Borrowed(name);
+    }
+    let mut out = Vec::with_capacity(name.len() + 8);
+    for &b in name {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            _ => out.push(b),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Reverses [`escape_name`]. Returns `None` for what GNU rejects: a backslash followed by
+/// anything but `\`, `n` or `r`, a trailing lone backslash, or a NUL byte.
+pub fn unescape_name(escaped: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(escaped.len());
+    let mut bytes = escaped.iter();
+    while let Some(&b) = bytes.next() {
+        match b {
+            b'\\' => match bytes.next()? {
+                b'\\' => out.push(b'\\'),
+                b'n' => out.push(b'\n'),
+                b'r' => out.push(b'\r'),
+                _ => return None,
+            },
+            0 => return None,
+            _ => out.push(b),
+        }
+    }
+    Some(out)
+}
+
+/// Appends one complete output line for `digest` and `name` to `line`.
+pub fn format_line(line: &mut Vec<u8>, format: &LineFormat, digest: &[u8], name: &[u8]) {
+    let escape = !format.zero && needs_escape(name);
+    let name = if escape {
+        escape_name(name)
+    } else {
+        Cow::Borrowed(name)
+    };
+    if escape {
+        line.push(b'\\');
+    }
+    match format.style {
+        LineStyle::Gnu => {
+            push_hex(line, digest);
+            line.extend_from_slice(b"  ");
+            line.extend_from_slice(&name);
+        }
+        LineStyle::Bsd => {
+            line.extend_from_slice(format.tag.as_bytes());
+            line.extend_from_slice(b" (");
+            line.extend_from_slice(&name);
+            line.extend_from_slice(b") = ");
+            push_hex(line, digest);
+        }
+    }
+    line.push(if format.zero { b'\0' } else { b'\n' });
+}
+
+/// The bytes of a path, exactly as the operating system holds them.
+pub fn path_bytes(path: &std::path::Path) -> &[u8] {
+    std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str())
+}
+
+/// Appends the lowercase hex form of `digest`.
+pub fn push_hex(line: &mut Vec<u8>, digest: &[u8]) {
+    let mut hex = [0u8; 128];
+    let hex = &mut hex[..digest.len() * 2];
+    // The slice is exactly twice the digest length, which is all `encode_to_slice` requires.
+    if hex::encode_to_slice(digest, hex).is_ok() {
+        line.extend_from_slice(hex);
+    }
+}
+
+/// Size of the block buffer in front of stdout when it is not a terminal.
+const STDOUT_BUFFER: usize = 64 * 1024;
+
+/// The buffered writer for stdout: line-buffered on a terminal, so a person sees each file as
+/// it is done; block-buffered into pipes and files, where throughput matters (as ripgrep does).
+pub fn stdout_writer() -> Box<dyn Write> {
+    let stdout = io::stdout();
+    if stdout.is_terminal() {
+        Box::new(io::LineWriter::new(stdout.lock()))
+    } else {
+        Box::new(io::BufWriter::with_capacity(STDOUT_BUFFER, stdout.lock()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const GNU: LineFormat = LineFormat {
+        style: LineStyle::Gnu,
+        zero: false,
+        tag: "SHA256",
+    };
+
+    fn line(format: &LineFormat, name: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        format_line(&mut out, format, &[0xab; 32], name);
+        out
+    }
+
+    #[test]
+    fn gnu_lines() {
+        let hex = "ab".repeat(32);
+        assert_eq!(line(&GNU, b"a b"), format!("{hex}  a b\n").into_bytes());
+        assert_eq!(
+            line(&GNU, b"a\\b"),
+            format!("\\{hex}  a\\\\b\n").into_bytes()
+        );
+        assert_eq!(
+            line(&GNU, b"n\nr\r"),
+            format!("\\{hex}  n\\nr\\r\n").into_bytes()
+        );
+        assert_eq!(
+            line(&GNU, b"\xff"),
+            [format!("{hex}  ").as_bytes(), b"\xff\n"].concat()
+        );
+    }
+
+    #[test]
+    fn bsd_and_zero_lines() {
+        let hex = "ab".repeat(32);
+        let bsd = LineFormat {
+            style: LineStyle::Bsd,
+            ..GNU
+        };
+        assert_eq!(
+            line(&bsd, b"x\ny"),
+            format!("\\SHA256 (x\\ny) = {hex}\n").into_bytes()
+        );
+        let zero = LineFormat { zero: true, ..GNU };
+        assert_eq!(line(&zero, b"x\\y"), format!("{hex}  x\\y\0").into_bytes());
+    }
+
+    #[test]
+    fn unescape_rejects_what_gnu_rejects() {
+        assert_eq!(unescape_name(b"a\\\\b\\n\\r"), Some(b"a\\b\n\r".to_vec()));
+        assert_eq!(unescape_name(b"a\\t"), None);
+        assert_eq!(unescape_name(b"a\\"), None);
+        assert_eq!(unescape_name(b"a\0"), None);
+    }
+
+    proptest! {
+        #[test]
+        fn escape_round_trips(name in proptest::collection::vec(1u8..=255, 0..64)) {
+            let escaped = escape_name(&name);
+            prop_assert!(!escaped.contains(&b'\n') && !escaped.contains(&b'\r'));
+            prop_assert_eq!(unescape_name(&escaped), Some(name));
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! Failures, the run's tally, the summary line and the exit codes.
+//!
+//! A per-file problem becomes a [`Failure`] value at exactly one place (the walk for entries it
+//! cannot read, `hash` for files it cannot hash) and travels to the single thread that prints,
+//! which records it here with [`Report::fail`]. That is the only way to write a failure message,
+//! and it also counts it, so a failure cannot be shown without turning the exit code non-zero.
+//!
+//! Exit codes live here and nowhere else (as fd keeps them in `exit_codes.rs`).
+
+use std::fmt;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use crate::output::path_bytes;
+use crate::quote::quote_name;
+
+/// The program name that starts every diagnostic.
+pub const PROGRAM: &str = "sumpool";
+
+/// Exit code: everything asked for was done and everything matched.
+pub const EXIT_SUCCESS: u8 = 0;
+/// Exit code: the run finished, but at least one file failed (could not be hashed, or in
+/// `check` did not verify).
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit code: usage error, or a fatal error that stopped the run (such as stdout that cannot
+/// be written).
+pub const EXIT_ERROR: u8 = 2;
+
+/// Why one path could not be hashed.
+#[derive(Debug)]
+pub enum Reason {
+    /// An operating-system error while walking, opening or reading.
+    Io(io::Error),
+    /// The file's size or modification time changed between the start and the end of reading.
+    Changed,
+    /// Following symlinks led back to a directory that is already being walked.
+    Loop {
+        /// The directory the link leads back to.
+        ancestor: PathBuf,
+    },
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Io(err) => f.write_str(&io_reason(err)),
+            Reason::Changed => f.write_str("file changed while being read"),
+            Reason::Loop { ancestor } => write!(
+                f,
+                "filesystem loop: leads back to {}",
+                String::from_utf8_lossy(&quote_name(path_bytes(ancestor)))
+            ),
+        }
+    }
+}
+
+impl From<io::Error> for Reason {
+    fn from(err: io::Error) -> Reason {
+        Reason::Io(err)
+    }
+}
+
+/// The text GNU tools print for an OS error: `strerror` without Rust's ` (os error N)` suffix.
+pub fn io_reason(err: &io::Error) -> String {
+    let text = err.to_string();
+    match err.raw_os_error() {
+        Some(code) => {
+            let suffix = format!(" (os error {code})");
+            text.strip_suffix(&suffix)
+                .map(str::to_owned)
+                .unwrap_or(text)
+        }
+        None => text,
+    }
+}
+
+/// One path that could not be hashed, and why.
+#[derive(Debug)]
+pub struct Failure {
+    /// The path as the user would see it in the output.
+    pub path: PathBuf,
+    /// What went wrong.
+    pub reason: Reason,
+}
+
+impl Failure {
+    /// A failure of `path` for `reason`.
+    pub fn new(path: impl Into<PathBuf>, reason: impl Into<Reason>) -> Failure {
+        Failure {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Writes `sumpool: <quoted name>: <reason>` as one write, so lines from one run never mix.
+pub fn write_message(err: &mut dyn Write, name: &Path, reason: &dyn fmt::Display) {
+    let mut line = Vec::with_capacity(64);
+    line.extend_from_slice(PROGRAM.as_bytes());
+    line.extend_from_slice(b": ");
+    line.extend_from_slice(&quote_name(path_bytes(name)));
+    line.extend_from_slice(format!(": {reason}\n").as_bytes());
+    // Nothing useful can be done when stderr itself cannot be written.
+    let _ = err.write_all(&line);
+}
+
+/// What a run saw, kept by the one thread that prints.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// Files hashed and printed.
+    pub hashed: u64,
+    /// Bytes read from the hashed files.
+    pub bytes: u64,
+    /// Paths that failed; each one was reported on stderr.
+    pub failed: u64,
+    /// Symlinks met during a walk and not followed.
+    pub skipped_symlinks: u64,
+    /// FIFOs, sockets and devices met during a walk and not opened.
+    pub skipped_special: u64,
+    /// Output stopped early because the reader of stdout went away.
+    pub output_closed: bool,
+}
+
+impl Report {
+    /// Reports `failure` on `err` and counts it.
+    pub fn fail(&mut self, err: &mut dyn Write, failure: &Failure) {
+        self.failed += 1;
+        write_message(err, &failure.path, &failure.reason);
+    }
+
+    /// Prints the end-of-run summary on `err` if anything failed; a clean run prints nothing.
+    pub fn write_summary(&self, err: &mut dyn Write) {
+        if self.failed == 0 {
+            return;
+        }
+        let total = self.failed + self.hashed;
+        let files = if total == 1 { "file" } else { "files" };
+        let line = format!(
+            "{PROGRAM}: WARNING: {} of {total} {files} could not be hashed\n",
+            self.failed
+        );
+        let _ = err.write_all(line.as_bytes());
+    }
+
+    /// The exit code this run ends with.
+    pub fn exit_code(&self) -> u8 {
+        if self.failed > 0 {
+            EXIT_FAILURE
+        } else {
+            EXIT_SUCCESS
+        }
+    }
+}
+
+/// Converts one of the exit codes above into the process's exit code.
+pub fn exit_code(code: u8) -> ExitCode {
+    ExitCode::from(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_are_distinct_and_documented_values() {
+        assert_eq!((EXIT_SUCCESS, EXIT_FAILURE, EXIT_ERROR), (0, 1, 2));
+        let mut report = Report::default();
+        assert_eq!(report.exit_code(), EXIT_SUCCESS);
+        report.fail(&mut Vec::new(), &Failure::new("x", Reason::Changed));
+        assert_eq!(report.exit_code(), EXIT_FAILURE);
+    }
+
+    #[test]
+    fn io_reason_drops_the_os_error_suffix() {
+        let err = io::Error::from_raw_os_error(libc::ENOENT);
+        assert_eq!(io_reason(&err), "No such file or directory");
+        let custom = io::Error::other("plain text");
+        assert_eq!(io_reason(&custom), "plain text");
+    }
+
+    #[test]
+    fn messages_and_summary() {
+        let mut err = Vec::new();
+        let mut report = Report {
+            hashed: 9,
+            ..Report::default()
+        };
+        report.fail(
+            &mut err,
+            &Failure::new("a b", io::Error::from_raw_os_error(libc::EACCES)),
+        );
+        report.write_summary(&mut err);
+        assert_eq!(
+            String::from_utf8_lossy(&err),
+            "sumpool: 'a b': Permission denied\n\
+             sumpool: WARNING: 1 of 10 files could not be hashed\n"
+        );
+    }
+}
