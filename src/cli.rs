@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{Command, Config, HashConfig};
+use crate::config::{CheckConfig, Command, Config, HashConfig, Verbosity};
 use crate::output::{LineFormat, LineStyle};
 use crate::pool::Tuning;
 use crate::walk::WalkOptions;
@@ -35,6 +35,50 @@ enum CliCommand {
     /// Hash files and directory trees, printing one sha256sum line per file
     #[command(after_help = EXIT_CODES)]
     Hash(HashArgs),
+    /// Verify files against checksum lists, exactly like `sha256sum -c`
+    #[command(after_help = CHECK_EXIT_CODES)]
+    Check(CheckArgs),
+}
+
+const CHECK_EXIT_CODES: &str = "\
+Exit status:
+  0  every listed file was read and matched
+  1  a file did not match or could not be read, a list could not be read or had no valid
+     line, or (with --strict) a line was improperly formatted
+  2  usage error, or a fatal error such as stdout that cannot be written";
+
+#[derive(Debug, Args)]
+struct CheckArgs {
+    /// Checksum lists (sha256sum or BSD-tagged lines); `-` or nothing reads standard input
+    #[arg(value_name = "FILE")]
+    lists: Vec<PathBuf>,
+
+    /// Do not print OK for each successfully verified file
+    #[arg(long, overrides_with_all = ["status", "warn"])]
+    quiet: bool,
+
+    /// Print nothing on stdout; the exit status shows success
+    #[arg(long, overrides_with_all = ["quiet", "warn"])]
+    status: bool,
+
+    /// Warn about each improperly formatted checksum line
+    #[arg(short = 'w', long, overrides_with_all = ["quiet", "status"])]
+    warn: bool,
+
+    /// Exit non-zero for improperly formatted checksum lines
+    #[arg(long)]
+    strict: bool,
+
+    /// Do not fail or report status for missing files
+    #[arg(long)]
+    ignore_missing: bool,
+
+    /// Lists are NUL-terminated, as `sumpool hash -z` writes them
+    #[arg(short = 'z', long)]
+    zero: bool,
+
+    #[command(flatten)]
+    pool: PoolArgs,
 }
 
 /// Options shared by every subcommand that hashes.
@@ -91,6 +135,26 @@ impl Cli {
                     },
                 }),
             },
+            CliCommand::Check(args) => Config {
+                jobs: jobs(&args.pool),
+                tuning: Tuning::default(),
+                command: Command::Check(CheckConfig {
+                    lists: args.lists,
+                    // clap's overrides leave at most one of the three set: the last given.
+                    verbosity: if args.status {
+                        Verbosity::Status
+                    } else if args.warn {
+                        Verbosity::Warn
+                    } else if args.quiet {
+                        Verbosity::Quiet
+                    } else {
+                        Verbosity::Normal
+                    },
+                    strict: args.strict,
+                    ignore_missing: args.ignore_missing,
+                    zero: args.zero,
+                }),
+            },
         }
     }
 }
@@ -117,11 +181,30 @@ mod tests {
             Cli::try_parse_from(["sumpool", "hash", "-j", "3", "--tag", "-z", "-L", "a"]).unwrap();
         let config = cli.into_config();
         assert_eq!(config.jobs, 3);
-        let Command::Hash(hash) = config.command;
+        let Command::Hash(hash) = config.command else {
+            panic!("not hash")
+        };
         assert_eq!(hash.inputs, vec![PathBuf::from("a")]);
         assert!(hash.walk.follow_links);
         assert_eq!(hash.format.style, LineStyle::Bsd);
         assert!(hash.format.zero);
+    }
+
+    #[test]
+    fn last_of_status_warn_quiet_wins() {
+        let verbosity = |args: &[&str]| {
+            let cli = Cli::try_parse_from(["sumpool", "check"].iter().chain(args)).unwrap();
+            match cli.into_config().command {
+                Command::Check(check) => check.verbosity,
+                Command::Hash(_) => panic!("not check"),
+            }
+        };
+        assert_eq!(verbosity(&[]), Verbosity::Normal);
+        assert_eq!(verbosity(&["--warn", "--quiet"]), Verbosity::Quiet);
+        assert_eq!(verbosity(&["--quiet", "--warn"]), Verbosity::Warn);
+        assert_eq!(verbosity(&["--status", "-w"]), Verbosity::Warn);
+        assert_eq!(verbosity(&["-w", "--status"]), Verbosity::Status);
+        assert_eq!(verbosity(&["--status", "--quiet"]), Verbosity::Quiet);
     }
 
     #[test]

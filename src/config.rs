@@ -25,6 +25,8 @@ pub struct Config {
 pub enum Command {
     /// Hash files and print checksum lines.
     Hash(HashConfig),
+    /// Verify files against checksum lists.
+    Check(CheckConfig),
 }
 
 /// Settings of `sumpool hash`.
@@ -36,4 +38,33 @@ pub struct HashConfig {
     pub walk: WalkOptions,
     /// How each line is written.
     pub format: LineFormat,
+}
+
+/// Which of GNU's mutually exclusive output options is in force (the last one given wins).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Verbosity {
+    /// Print every result and the warnings.
+    #[default]
+    Normal,
+    /// `--quiet`: do not print OK lines.
+    Quiet,
+    /// `--status`: print no results and no warnings; the exit status tells.
+    Status,
+    /// `-w/--warn`: also warn about each improperly formatted line.
+    Warn,
+}
+
+/// Settings of `sumpool check`.
+#[derive(Debug, Clone)]
+pub struct CheckConfig {
+    /// Checksum lists in command-line order; `-` or empty means standard input.
+    pub lists: Vec<PathBuf>,
+    /// Output option in force.
+    pub verbosity: Verbosity,
+    /// Fail when a line is improperly formatted.
+    pub strict: bool,
+    /// Do not fail or report status for listed files that do not exist.
+    pub ignore_missing: bool,
+    /// Lists are NUL-terminated records (as `sumpool hash -z` writes them).
+    pub zero: bool,
 }

@@ -8,6 +8,7 @@
 //! back in order, and the calling thread alone writes lines with [`output`] and failures with
 //! [`report`].
 
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod hash;
@@ -40,6 +41,16 @@ pub fn run(config: &Config, out: &mut dyn Write, err: &mut dyn Write) -> anyhow:
         .context("cannot start worker threads")?;
     match &config.command {
         Command::Hash(hash) => run_hash(config, hash, &pool, out, err),
+        Command::Check(check) => {
+            let mut report = Report::default();
+            match check::run_check(check, &pool, config.tuning, out, err) {
+                Ok(true) => {}
+                Ok(false) => report.failed += 1,
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => report.output_closed = true,
+                Err(e) => return Err(e).context("standard output"),
+            }
+            Ok(report)
+        }
     }
 }
 
