@@ -87,6 +87,26 @@ struct PoolArgs {
     /// Number of worker threads [default: the available parallelism]
     #[arg(short = 'j', long, value_name = "N")]
     jobs: Option<NonZeroUsize>,
+
+    /// Most files per batch dispatched to the pool (for benchmarking the pool)
+    #[arg(long, value_name = "N", hide = true)]
+    batch_size: Option<NonZeroUsize>,
+
+    /// Most files in flight between the walk and the output (for benchmarking the pool)
+    #[arg(long, value_name = "N", hide = true)]
+    window: Option<NonZeroUsize>,
+}
+
+impl PoolArgs {
+    fn tuning(&self) -> Tuning {
+        let default = Tuning::default();
+        Tuning {
+            batch_size: self
+                .batch_size
+                .map_or(default.batch_size, NonZeroUsize::get),
+            window: self.window.map_or(default.window, NonZeroUsize::get),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -118,7 +138,7 @@ impl Cli {
         match self.command {
             CliCommand::Hash(args) => Config {
                 jobs: jobs(&args.pool),
-                tuning: Tuning::default(),
+                tuning: args.pool.tuning(),
                 command: Command::Hash(HashConfig {
                     inputs: args.paths,
                     walk: WalkOptions {
@@ -137,7 +157,7 @@ impl Cli {
             },
             CliCommand::Check(args) => Config {
                 jobs: jobs(&args.pool),
-                tuning: Tuning::default(),
+                tuning: args.pool.tuning(),
                 command: Command::Check(CheckConfig {
                     lists: args.lists,
                     // clap's overrides leave at most one of the three set: the last given.

@@ -1,22 +1,37 @@
-//! Hashing a reader, a file or standard input, streaming in 1 MiB blocks.
+//! Hashing a reader, a file or standard input.
 //!
 //! This is the only module that reads file contents. It owns the per-worker block buffer, the
 //! "changed while being read" check and the conversion of I/O errors into [`Failure`] values.
 //! It never prints: results go back to the caller, which hands them to the single printing
 //! thread. Which files to hash is `walk`'s business, and on which thread is `pool`'s.
+//!
+//! Regular files of at least [`MAP_MIN`] bytes are hashed through memory maps (`mapped`);
+//! everything else is read in blocks of [`BLOCK_SIZE`] bytes into a buffer each worker thread
+//! reuses. Either way no file is ever held whole in memory.
 
 use std::cell::RefCell;
-use std::fs::{File, Metadata};
-use std::io::{self, Read};
-use std::os::unix::fs::MetadataExt;
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use rustix::fs::{FileType, OFlags, Stat};
 use sha2::{Digest as _, Sha256};
 
+use crate::mapped::hash_mapped;
 use crate::report::{Failure, Reason};
+use crate::walk::DirHandle;
 
 /// Size of the blocks a file is read in; each worker thread owns one buffer of this size.
 pub const BLOCK_SIZE: usize = 1 << 20;
+
+/// Regular files at least this large are hashed through memory maps instead of `read`. Below
+/// it, setting up and tearing down a map costs more than the copy it saves. Measured on 2
+/// cores, warm cache, maps against reads: trees of 1 MiB files 4% faster, of 384 and 640 KiB
+/// files 4% faster, of 64 and 160 KiB files 10% slower; the break-even lies in between.
+pub const MAP_MIN: u64 = 256 << 10;
 
 /// Length of a SHA-256 digest in bytes.
 pub const DIGEST_LEN: usize = 32;
@@ -25,10 +40,18 @@ pub const DIGEST_LEN: usize = 32;
 pub type Digest = [u8; DIGEST_LEN];
 
 /// One thing to hash.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Source {
     /// A path to open: a regular file, or anything the user named explicitly (a FIFO, a device).
     Path(PathBuf),
+    /// A file met during a walk: opened relative to its directory, which the walk holds open,
+    /// so the kernel does not resolve the whole path again for every file.
+    InDir {
+        /// The path, as printed.
+        path: PathBuf,
+        /// The open directory that holds it.
+        dir: Arc<DirHandle>,
+    },
     /// Standard input, printed as `-`.
     Stdin,
 }
@@ -37,8 +60,15 @@ impl Source {
     /// The name this source is printed under.
     pub fn name(&self) -> &Path {
         match self {
-            Source::Path(path) => path,
+            Source::Path(path) | Source::InDir { path, .. } => path,
             Source::Stdin => Path::new("-"),
+        }
+    }
+
+    fn into_name(self) -> PathBuf {
+        match self {
+            Source::Path(path) | Source::InDir { path, .. } => path,
+            Source::Stdin => PathBuf::from("-"),
         }
     }
 }
@@ -58,10 +88,20 @@ pub struct Hashed {
 /// Returns the digest and the number of bytes read.
 pub fn hash_reader(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<(Digest, u64)> {
     let mut hasher = Sha256::new();
-    let mut total = 0u64;
+    let total = feed(reader, buf, &mut hasher, 0)?;
+    Ok((hasher.finalize().into(), total))
+}
+
+/// Reads `reader` to its end into `hasher`; `total` bytes were already fed. Returns the total.
+fn feed(
+    reader: &mut impl Read,
+    buf: &mut [u8],
+    hasher: &mut Sha256,
+    mut total: u64,
+) -> io::Result<u64> {
     loop {
         match reader.read(buf) {
-            Ok(0) => break,
+            Ok(0) => return Ok(total),
             Ok(n) => {
                 hasher.update(&buf[..n]);
                 total += n as u64;
@@ -70,48 +110,86 @@ pub fn hash_reader(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<(Digest
             Err(err) => return Err(err),
         }
     }
-    Ok((hasher.finalize().into(), total))
 }
 
 /// Hashes `source` with this thread's block buffer.
 pub fn hash_source(source: Source) -> Result<Hashed, Failure> {
-    with_block_buffer(|buf| match source {
-        Source::Path(path) => hash_path(&path, buf)
-            .map(|(digest, bytes)| Hashed {
-                name: path.clone(),
-                digest,
-                bytes,
-            })
-            .map_err(|reason| Failure::new(path, reason)),
-        Source::Stdin => hash_reader(&mut io::stdin().lock(), buf)
-            .map(|(digest, bytes)| Hashed {
-                name: PathBuf::from("-"),
-                digest,
-                bytes,
-            })
-            .map_err(|err| Failure::new("-", err)),
-    })
+    let result = with_block_buffer(|buf| match &source {
+        Source::Path(path) => File::open(path)
+            .map_err(Reason::from)
+            .and_then(|f| hash_file(f, buf)),
+        Source::InDir { path, dir } => open_in(dir, path).and_then(|f| hash_file(f, buf)),
+        Source::Stdin => hash_reader(&mut io::stdin().lock(), buf).map_err(Reason::from),
+    });
+    match result {
+        Ok((digest, bytes)) => Ok(Hashed {
+            name: source.into_name(),
+            digest,
+            bytes,
+        }),
+        Err(reason) => Err(Failure::new(source.into_name(), reason)),
+    }
+}
+
+/// Opens the file named by the last component of `path` inside `dir`.
+fn open_in(dir: &DirHandle, path: &Path) -> Result<File, Reason> {
+    let name = path.file_name().unwrap_or(OsStr::new("."));
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY;
+    let fd = rustix::fs::openat(dir, name.as_bytes(), flags, rustix::fs::Mode::empty())
+        .map_err(io::Error::from)?;
+    Ok(File::from(fd))
 }
 
 /// Opens and hashes the file at `path`, and checks that it did not change meanwhile.
-///
-/// For regular files, the size and modification time from `fstat` before the first read and
-/// after the last one must agree, or the digest mixes old and new content and is refused.
-/// Files whose size reads as 0 but that have content (as in /proc) are read to the end like
-/// any other; their size and time do not move, so they hash as `sha256sum` hashes them.
 pub fn hash_path(path: &Path, buf: &mut [u8]) -> Result<(Digest, u64), Reason> {
-    let mut file = File::open(path)?;
-    let before = file.metadata()?;
-    let (digest, bytes) = hash_reader(&mut file, buf)?;
-    if before.is_file() && changed(&before, &file.metadata()?) {
-        return Err(Reason::Changed);
-    }
-    Ok((digest, bytes))
+    hash_file(File::open(path)?, buf)
 }
 
-fn changed(before: &Metadata, after: &Metadata) -> bool {
-    (before.size(), before.mtime(), before.mtime_nsec())
-        != (after.size(), after.mtime(), after.mtime_nsec())
+/// Hashes an open file, and checks that it did not change while it was read.
+///
+/// For regular files, the size and modification time from `fstat` before the first read and
+/// after the last one must agree, or the digest may mix old and new content and is refused.
+/// Files whose size reads as 0 but that have content (as in /proc) are read to the end like
+/// any other; their size and time do not move, so they hash as `sha256sum` hashes them.
+fn hash_file(mut file: File, buf: &mut [u8]) -> Result<(Digest, u64), Reason> {
+    let before = fstat(&file)?;
+    let regular = FileType::from_raw_mode(before.st_mode) == FileType::RegularFile;
+    let size = before.st_size as u64;
+    let mut hasher = Sha256::new();
+    let total = if regular && size >= MAP_MIN {
+        hash_mapped(&file, size, &mut hasher)?;
+        // Bytes appended after the size was taken: hash them too, then the size check below
+        // reports the change. Mapping does not move the file offset, so move it first.
+        file.seek(SeekFrom::Start(size))?;
+        feed(&mut file, buf, &mut hasher, size)?
+    } else {
+        let first = match file.read(buf) {
+            Ok(n) => n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => 0,
+            Err(err) => return Err(err.into()),
+        };
+        hasher.update(&buf[..first]);
+        // A read of 0 bytes is the end. A regular file read whole in one call needs no second
+        // read to see its end: if it grew meanwhile, the size check below says so.
+        if first == 0 || (regular && first as u64 == size) {
+            first as u64
+        } else {
+            feed(&mut file, buf, &mut hasher, first as u64)?
+        }
+    };
+    if regular && changed(&before, &fstat(&file)?) {
+        return Err(Reason::Changed);
+    }
+    Ok((hasher.finalize().into(), total))
+}
+
+fn fstat(file: &File) -> io::Result<Stat> {
+    rustix::fs::fstat(file).map_err(io::Error::from)
+}
+
+fn changed(before: &Stat, after: &Stat) -> bool {
+    (before.st_size, before.st_mtime, before.st_mtime_nsec)
+        != (after.st_size, after.st_mtime, after.st_mtime_nsec)
 }
 
 thread_local! {
@@ -167,6 +245,29 @@ mod tests {
                 (sha256(&data), data.len() as u64),
                 "block {block}"
             );
+        }
+    }
+
+    #[test]
+    fn files_on_both_sides_of_the_map_threshold_hash_correctly() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut buf = vec![0; BLOCK_SIZE];
+        let window = crate::mapped::WINDOW as u64;
+        for size in [
+            0,
+            1,
+            MAP_MIN - 1,
+            MAP_MIN,
+            MAP_MIN + 1,
+            window,
+            window + 4097,
+            3 * window,
+        ] {
+            let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+            let path = dir.path().join(format!("f{size}"));
+            std::fs::write(&path, &data).unwrap();
+            let (digest, n) = hash_path(&path, &mut buf).unwrap();
+            assert_eq!((digest, n), (sha256(&data), size), "size {size}");
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod hash;
+pub mod mapped;
 pub mod output;
 pub mod pool;
 pub mod quote;

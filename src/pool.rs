@@ -2,32 +2,36 @@
 //!
 //! SHA-256 is sequential inside one file, so the only parallelism is across files: the unit of
 //! dispatch is a *batch of items* (paths to hash, lines to verify), never a piece of a file.
-//! One feeder thread pulls items from the input iterator (the walk, or a checksum list),
-//! numbers them, groups them into batches and spawns each batch on the pool. Inside a batch
-//! the items are a rayon parallel iterator, so an idle worker steals the rest of a batch whose
-//! owner is stuck in a large file: a big file never leaves the other workers idle behind it.
-//! Each result is sent, with its sequence number, to the calling thread, which puts results
-//! back in order and hands them to `sink`, the one place that prints.
 //!
-//! Memory stays bounded whatever the number of items: the feeder never runs more than
-//! `window` items ahead of the last result handed to `sink`, so at most `window` items and
-//! results exist at once. There is no barrier per batch: while the oldest item is unfinished,
-//! workers keep taking newer batches until the window is full.
+//! The calling thread does all the sequential work: it pulls items from the input iterator
+//! (the walk, or a checksum list), numbers them, groups them into batches, spawns each batch
+//! on the pool, and puts the results that come back in order before handing them to `sink`,
+//! the one place that prints. Keeping the feeding and the printing on one thread means no
+//! hand-off between them: on trees of tiny files, where a file costs a few microseconds,
+//! waking a separate feeder for every result cost more than the walk itself.
 //!
-//! Batches trade dispatch cost against balance. A batch is closed when it holds `batch_size`
-//! items, or earlier when fewer batches are in flight than there are workers, so workers are
-//! never left waiting for a batch to fill while the feeder has items in hand. The default
-//! sizes are explained at [`Tuning::default`].
+//! A batch is spawned as one job per worker; the jobs claim the batch's items one at a time.
+//! An idle worker thus takes over the rest of a batch whose first owner is stuck in a large
+//! file: a big file never leaves the other workers idle behind it. No job ever waits for
+//! another job (rayon's `join` would let a waiting worker start further batches on top of its
+//! own stack, without bound, on trees of many small files).
 //!
-//! If `sink` fails (stdout closed or full) the run is cancelled: the feeder stops pulling,
-//! workers skip what is queued, and the error is returned once every thread has stopped.
+//! Memory stays bounded whatever the number of items: at most `window` items are dispatched
+//! and not yet handed to `sink`. There is no barrier per batch: while the oldest item is
+//! unfinished, the workers keep taking newer batches until the window is full.
+//!
+//! A batch is closed when it holds `batch_size` items, or earlier when fewer batches are in
+//! flight than there are workers, so workers never wait for a batch to fill while the walk has
+//! items in hand. The default sizes are explained at [`Tuning::default`].
+//!
+//! If `sink` fails (stdout closed or full) the run is cancelled: no more items are pulled,
+//! workers skip what is queued, and the error is returned once every job has stopped.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, PoisonError, mpsc};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 
 use rayon::ThreadPool;
-use rayon::prelude::*;
 
 /// Sizes that bound dispatch cost and memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,15 +43,16 @@ pub struct Tuning {
 }
 
 impl Default for Tuning {
-    /// `batch_size` 64: a batch costs one rayon spawn and one wake-up, about a microsecond,
-    /// which against files that take a few microseconds each (tiny files) must be shared by
-    /// dozens of them; larger batches gained nothing measurable. `window` 4096 items: each
-    /// waiting result is a path and a digest (about 150 bytes), so the window costs well under
-    /// a megabyte, yet it lets the other workers hash gigabytes of 1 MiB files while one worker
+    /// See `benches/README` section of the top-level README for the measurements.
+    /// `batch_size` 64: a batch costs a few rayon spawns, wake-ups and one channel message
+    /// per job, about ten microseconds in all, which against files that take a few
+    /// microseconds each must be shared by dozens of them. `window` 4096 items: each waiting
+    /// result is a path and a digest (about 150 bytes), so the window costs well under a
+    /// megabyte, yet it lets the other workers hash gigabytes of 1 MiB files while one worker
     /// is inside a single large file.
     fn default() -> Tuning {
         Tuning {
-            batch_size: 64,
+            batch_size: 256,
             window: 4096,
         }
     }
@@ -65,126 +70,150 @@ pub fn run_ordered<T, R, E, I, W, S>(
 where
     T: Send,
     R: Send,
-    I: Iterator<Item = T> + Send,
+    I: Iterator<Item = T>,
     W: Fn(T) -> R + Sync,
     S: FnMut(R) -> Result<(), E>,
 {
     let batch_size = tuning.batch_size.max(1);
-    // The feeder waits for room before dispatching a batch; a window smaller than a batch
-    // could never make room for it.
-    let window = tuning.window.max(batch_size);
-    let gate = Gate::default();
-    let (tx, rx) = mpsc::channel::<(u64, R)>();
+    // A window smaller than a batch could never make room for a full batch.
+    let window = tuning.window.max(batch_size) as u64;
     let workers = pool.current_num_threads();
+    let cancelled = AtomicBool::new(false);
+    let in_flight = AtomicUsize::new(0);
+    let (tx, rx) = mpsc::channel::<Vec<(u64, R)>>();
+    let (work, cancelled, in_flight, tx) = (&work, &cancelled, &in_flight, &tx);
 
-    std::thread::scope(|scope| {
-        let (gate, work) = (&gate, &work);
-        scope.spawn(move || {
-            // Owned here, so the channel closes once the last batch is done.
-            let tx = tx;
-            let tx = &tx;
-            pool.in_place_scope(|s| {
-                let mut batch = Vec::with_capacity(batch_size);
-                let dispatch = |batch: Vec<(u64, T)>, end: u64| -> bool {
-                    if !gate.wait_for_room(end, window) {
-                        return false;
-                    }
-                    gate.in_flight.fetch_add(1, Ordering::SeqCst);
-                    s.spawn(move |_| {
-                        batch.into_par_iter().for_each(|(seq, item)| {
-                            if !gate.is_cancelled() {
-                                // The receiver only goes away after a sink error, when the
-                                // result is no longer wanted.
-                                let _ = tx.send((seq, work(item)));
-                            }
-                        });
-                        gate.in_flight.fetch_sub(1, Ordering::SeqCst);
-                    });
-                    true
-                };
-                let mut seq = 0u64;
-                for item in items {
-                    if gate.is_cancelled() {
-                        return;
-                    }
-                    batch.push((seq, item));
-                    seq += 1;
-                    let hungry = gate.in_flight.load(Ordering::SeqCst) < workers;
-                    if batch.len() >= batch_size || hungry {
-                        let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
-                        if !dispatch(full, seq) {
-                            return;
-                        }
+    pool.in_place_scope(|scope| {
+        let mut items = items.fuse();
+        let mut exhausted = false;
+        // Sequence number of the next item pulled.
+        let mut next_in = 0u64;
+        let mut pending = Reorder::default();
+        let mut result = Ok(());
+
+        loop {
+            // Pull and dispatch while there is room in the window.
+            while !exhausted && next_in < pending.next + window {
+                let room = (pending.next + window - next_in) as usize;
+                let mut batch = Vec::with_capacity(batch_size.min(room));
+                while batch.len() < batch_size.min(room) {
+                    let Some(item) = items.next() else {
+                        exhausted = true;
+                        break;
+                    };
+                    batch.push((next_in, item));
+                    next_in += 1;
+                    if in_flight.load(Ordering::Acquire) < workers {
+                        break;
                     }
                 }
                 if !batch.is_empty() {
-                    dispatch(batch, seq);
+                    spawn_batch(scope, batch, workers, work, cancelled, in_flight, tx);
                 }
-            });
-        });
-
-        let mut pending = Reorder::default();
-        for (seq, result) in rx {
-            pending.insert(seq, result);
-            while let Some(result) = pending.pop_ready() {
-                if let Err(err) = sink(result) {
-                    gate.cancel();
-                    return Err(err);
+                // Print what is ready, without waiting, between batches.
+                if let Err(e) = drain(&rx, &mut pending, &mut sink, false) {
+                    result = Err(e);
+                    break;
                 }
             }
-            gate.advance(pending.next);
+            if result.is_err() || pending.next == next_in {
+                break;
+            }
+            // Window full or input exhausted: wait for results.
+            if let Err(e) = drain(&rx, &mut pending, &mut sink, true) {
+                result = Err(e);
+                break;
+            }
         }
-        Ok(())
+        if result.is_err() {
+            cancelled.store(true, Ordering::SeqCst);
+        }
+        result
     })
 }
 
-/// Flow control between the feeder and the sink.
-#[derive(Default)]
-struct Gate {
-    /// Sequence number of the next result the sink will take.
-    next_out: Mutex<u64>,
-    moved: Condvar,
-    cancelled: AtomicBool,
-    /// Batches spawned and not yet finished.
-    in_flight: AtomicUsize,
+/// Hands every ready result to `sink`; blocks for at least one message if `wait`.
+fn drain<R, E>(
+    rx: &mpsc::Receiver<Vec<(u64, R)>>,
+    pending: &mut Reorder<R>,
+    sink: &mut impl FnMut(R) -> Result<(), E>,
+    wait: bool,
+) -> Result<(), E> {
+    let mut first = if wait { rx.recv().ok() } else { None };
+    loop {
+        let Some(results) = first.take().or_else(|| rx.try_recv().ok()) else {
+            return Ok(());
+        };
+        for (seq, result) in results {
+            pending.insert(seq, result);
+        }
+        while let Some(result) = pending.pop_ready() {
+            sink(result)?;
+        }
+    }
 }
 
-impl Gate {
-    /// Blocks until items below `end` fit in the window; false if the run was cancelled.
-    fn wait_for_room(&self, end: u64, window: usize) -> bool {
-        let mut next_out = self.next_out.lock().unwrap_or_else(PoisonError::into_inner);
-        while end > *next_out + window as u64 && !self.is_cancelled() {
-            next_out = self
-                .moved
-                .wait(next_out)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
-        !self.is_cancelled()
+/// Spawns the jobs that share `batch`.
+fn spawn_batch<'scope, T, R, W>(
+    scope: &rayon::Scope<'scope>,
+    batch: Vec<(u64, T)>,
+    workers: usize,
+    work: &'scope W,
+    cancelled: &'scope AtomicBool,
+    in_flight: &'scope AtomicUsize,
+    tx: &'scope mpsc::Sender<Vec<(u64, R)>>,
+) where
+    T: Send + 'scope,
+    R: Send + 'scope,
+    W: Fn(T) -> R + Sync,
+{
+    let sharers = workers.min(batch.len());
+    in_flight.fetch_add(1, Ordering::AcqRel);
+    let shared = Arc::new(SharedBatch {
+        items: Mutex::new(batch.into_iter()),
+        sharers: AtomicUsize::new(sharers),
+    });
+    for _ in 0..sharers {
+        let shared = Arc::clone(&shared);
+        scope.spawn(move |_| {
+            let mut results = Vec::new();
+            while let Some((seq, item)) = shared.claim() {
+                if !cancelled.load(Ordering::Relaxed) {
+                    results.push((seq, work(item)));
+                }
+            }
+            // Results go back once per job, not per item: one wake-up of the printing
+            // thread per job is what keeps tiny files cheap.
+            if !results.is_empty() {
+                // The receiver is gone only when the run was abandoned.
+                let _ = tx.send(results);
+            }
+            if shared.sharers.fetch_sub(1, Ordering::AcqRel) == 1 {
+                in_flight.fetch_sub(1, Ordering::AcqRel);
+            }
+        });
     }
+}
 
-    fn advance(&self, next_out: u64) {
-        let mut guard = self.next_out.lock().unwrap_or_else(PoisonError::into_inner);
-        if *guard != next_out {
-            *guard = next_out;
-            self.moved.notify_all();
-        }
-    }
+/// One batch, shared by the jobs that work on it.
+struct SharedBatch<T> {
+    items: Mutex<std::vec::IntoIter<(u64, T)>>,
+    /// Jobs still working on this batch.
+    sharers: AtomicUsize,
+}
 
-    fn cancel(&self) {
-        self.cancelled.store(true, Ordering::SeqCst);
-        // Take the lock so a feeder between its check and its wait cannot miss the wake-up.
-        let _guard = self.next_out.lock().unwrap_or_else(PoisonError::into_inner);
-        self.moved.notify_all();
-    }
-
-    fn is_cancelled(&self) -> bool {
-        self.cancelled.load(Ordering::Relaxed)
+impl<T> SharedBatch<T> {
+    fn claim(&self) -> Option<(u64, T)> {
+        self.items
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .next()
     }
 }
 
 /// Results that arrived early, waiting for the ones before them.
 struct Reorder<R> {
-    /// Sequence number of `slots[0]`.
+    /// Sequence number of `slots[0]`: the next result the sink will take.
     next: u64,
     slots: VecDeque<Option<R>>,
 }
@@ -257,12 +286,13 @@ mod tests {
     #[test]
     fn sink_error_stops_the_run() {
         let mut seen = 0;
+        let tuning = Tuning {
+            batch_size: 4,
+            window: 8,
+        };
         let result = run_ordered(
             &pool(2),
-            Tuning {
-                batch_size: 4,
-                window: 8,
-            },
+            tuning,
             0..u64::MAX,
             |i| i,
             |_| {
@@ -272,6 +302,24 @@ mod tests {
         );
         assert_eq!(result, Err("closed"));
         assert_eq!(seen, 100);
+    }
+
+    #[test]
+    fn in_flight_items_never_exceed_the_window() {
+        let started = AtomicUsize::new(0);
+        let mut printed = 0usize;
+        let tuning = Tuning {
+            batch_size: 8,
+            window: 32,
+        };
+        let work = |_: u64| started.fetch_add(1, Ordering::SeqCst);
+        run_ordered::<_, _, (), _, _, _>(&pool(4), tuning, 0..5000, work, |_| {
+            printed += 1;
+            assert!(started.load(Ordering::SeqCst) <= printed - 1 + 32);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(printed, 5000);
     }
 
     proptest! {

@@ -14,8 +14,12 @@
 
 use std::fs;
 use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
+use rustix::fs::{Mode, OFlags};
 use walkdir::WalkDir;
 
 use crate::hash::Source;
@@ -49,6 +53,55 @@ pub struct WalkOptions {
     pub follow_links: bool,
 }
 
+/// Most directory handles open at once. Each walked directory that holds files is opened once
+/// so its files can be opened relative to it; handles are shared with the work in flight and
+/// closed when it is done. Past this many (a window of work spread over many directories),
+/// files are opened by full path instead, which is slower but needs no descriptor.
+const MAX_DIR_HANDLES: usize = 256;
+
+static OPEN_DIR_HANDLES: AtomicUsize = AtomicUsize::new(0);
+
+/// An open directory, used to open the files in it without resolving their whole path again.
+#[derive(Debug)]
+pub struct DirHandle(OwnedFd);
+
+impl DirHandle {
+    /// Opens `path` as a directory handle, unless too many are open already.
+    fn open(path: &Path) -> Option<Arc<DirHandle>> {
+        if OPEN_DIR_HANDLES.fetch_add(1, Ordering::Relaxed) >= MAX_DIR_HANDLES {
+            OPEN_DIR_HANDLES.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        match rustix::fs::open(path, flags, Mode::empty()) {
+            Ok(fd) => Some(Arc::new(DirHandle(fd))),
+            Err(_) => {
+                OPEN_DIR_HANDLES.fetch_sub(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+}
+
+impl Drop for DirHandle {
+    fn drop(&mut self) {
+        OPEN_DIR_HANDLES.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl AsFd for DirHandle {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+/// The directory being walked at one depth, and its handle once a file in it needed one.
+struct OpenDir {
+    /// Whether opening was tried (it is tried once, lazily).
+    tried: bool,
+    handle: Option<Arc<DirHandle>>,
+}
+
 /// The stream of entries for a list of inputs. Holds one walkdir iterator at a time, so memory
 /// is bounded by the depth of the tree and the size of the largest directory, never by the
 /// number of files.
@@ -56,6 +109,8 @@ pub struct Walk {
     inputs: std::vec::IntoIter<PathBuf>,
     current: Option<walkdir::IntoIter>,
     options: WalkOptions,
+    /// The directories on the way down to the current entry, by depth.
+    dirs: Vec<OpenDir>,
 }
 
 impl Walk {
@@ -70,6 +125,7 @@ impl Walk {
             inputs: inputs.into_iter(),
             current: None,
             options,
+            dirs: Vec::new(),
         }
     }
 
@@ -86,12 +142,33 @@ impl Walk {
                     .follow_links(self.options.follow_links)
                     .follow_root_links(true)
                     .min_depth(1)
-                    .sort_by_file_name();
+                    // Siblings share their parent's path, so comparing whole paths byte by
+                    // byte orders them by name; it avoids re-parsing both paths into
+                    // components at every comparison, as comparing `file_name()`s does.
+                    .sort_by(|a, b| a.path().as_os_str().cmp(b.path().as_os_str()));
                 self.current = Some(walker.into_iter());
+                self.dirs.clear();
+                self.dirs.push(OpenDir {
+                    tried: false,
+                    handle: None,
+                });
                 None
             }
             Ok(_) => Some(Entry::Hash(Source::Path(input))),
         }
+    }
+}
+
+impl Walk {
+    /// The handle of the directory holding the file at `path`, found at `depth`, opening it
+    /// on first use.
+    fn parent_handle(&mut self, depth: usize, path: &Path) -> Option<Arc<DirHandle>> {
+        let slot = self.dirs.get_mut(depth.checked_sub(1)?)?;
+        if !slot.tried {
+            slot.tried = true;
+            slot.handle = path.parent().and_then(DirHandle::open);
+        }
+        slot.handle.clone()
     }
 }
 
@@ -104,11 +181,22 @@ impl Iterator for Walk {
                 match walker.next() {
                     Some(Ok(entry)) => {
                         let kind = entry.file_type();
+                        let depth = entry.depth();
                         if kind.is_dir() {
+                            // Entries deeper than this directory's parent are done with.
+                            self.dirs.truncate(depth);
+                            self.dirs.push(OpenDir {
+                                tried: false,
+                                handle: None,
+                            });
                             continue;
                         }
                         return Some(if kind.is_file() {
-                            Entry::Hash(Source::Path(entry.into_path()))
+                            let path = entry.into_path();
+                            match self.parent_handle(depth, &path) {
+                                Some(dir) => Entry::Hash(Source::InDir { path, dir }),
+                                None => Entry::Hash(Source::Path(path)),
+                            }
                         } else if kind.is_symlink() {
                             Entry::Skipped(Skip::Symlink)
                         } else {
