@@ -5,10 +5,17 @@
 #
 # Generates the deterministic datasets (benches/gen_datasets.py) under DATA_DIR (default
 # ./bench-data), checks that sumpool's output equals the reference checksums from GNU
-# sha256sum, warms the page cache, times every tool with hyperfine (median of at least 5 runs
-# after a warm-up run), measures peak RSS with /usr/bin/time -v, and prints a markdown table.
-# Needs: hyperfine, rhash, hashdeep, openssl, GNU time (Debian: apt-get install hyperfine rhash
-# hashdeep openssl time). Not part of `cargo test`: timings never gate the tests.
+# sha256sum, warms the page cache, times every tool, measures peak RSS with /usr/bin/time -v,
+# and prints a markdown table and the performance targets computed from it.
+#
+# Timing: a warm-up round, then RUNS rounds (default 7, at least 5) in which every tool of the
+# dataset runs once, in turn; the table shows each tool's median. Interleaving the tools keeps
+# a slow minute on a shared machine from landing on one tool only, which back-to-back series
+# (hyperfine's way) do not. `TIMER=hyperfine` times each tool as a hyperfine series instead.
+#
+# Needs: rhash, hashdeep, openssl, GNU time, python3, and hyperfine for TIMER=hyperfine
+# (Debian: apt-get install rhash hashdeep openssl time hyperfine). Not part of `cargo test`:
+# timings never gate the tests.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -17,10 +24,11 @@ data=${1:-$repo/bench-data}
 shift || true
 datasets=("$@")
 [ ${#datasets[@]} -gt 0 ] || datasets=(big one medium small tiny mixed)
-runs=${RUNS:-5}
+runs=${RUNS:-7}
+timer=${TIMER:-rounds}
 jobs=$(nproc)
 
-for tool in hyperfine rhash hashdeep openssl /usr/bin/time python3; do
+for tool in rhash hashdeep openssl /usr/bin/time python3; do
   command -v "$tool" >/dev/null || { echo "compare.sh: $tool is required" >&2; exit 2; }
 done
 
@@ -33,12 +41,14 @@ results=$(mktemp -d)
 trap 'rm -rf "$results"' EXIT
 
 # Commands per dataset. Large files are given one per openssl/sha256sum process (-n 1),
-# since SHA-256 cannot be split inside a file; small files in batches of 256.
+# since SHA-256 cannot be split inside a file; small files in batches of 256. The tiny10k,
+# tiny100k and tiny1m sets show how sumpool's memory grows with the tree: only sumpool runs.
 commands() {
   local set=$1 n=256
   case $set in big | one) n=1 ;; esac
   echo "sumpool|$sumpool hash $set"
   echo "sumpool check|$sumpool check $results/$set.ref"
+  case $set in tiny?*) return ;; esac
   echo "sha256sum|find $set -type f -print0 | xargs -0 sha256sum"
   echo "sha256sum -P$jobs|find $set -type f -print0 | xargs -0 -P$jobs -n$n sha256sum"
   echo "openssl -P$jobs|find $set -type f -print0 | xargs -0 -P$jobs -n$n openssl dgst -sha256 -r"
@@ -60,13 +70,20 @@ for set in "${datasets[@]}"; do
   # Warm the page cache.
   find "$set" -type f -print0 | xargs -0 cat > /dev/null
   files=$(wc -l < "$results/$set.ref")
-  bytes=$(find "$set" -type f -printf '%s\n' | awk '{s+=$1} END {printf "%d\n", s}')
+  bytes=$(find "$set" -type f -printf '%s\n' | awk '{s+=$1} END {printf "%.0f\n", s}')
+  commands "$set" > "$results/$set.commands"
+  if [ "$timer" = hyperfine ]; then
+    while IFS='|' read -r name cmd; do
+      hyperfine --warmup 1 --runs "$runs" --style none --output null \
+        --export-json "$results/$set.$name.json" "$cmd" >/dev/null
+    done < "$results/$set.commands"
+  else
+    python3 "$here/time_rounds.py" "$runs" "$results/$set.commands" "$results/$set"
+  fi
   while IFS='|' read -r name cmd; do
-    hyperfine --warmup 1 --runs "$runs" --style none --output null \
-      --export-json "$results/$set.$name.json" "$cmd" >/dev/null
     rss=$(/usr/bin/time -v sh -c "$cmd > /dev/null" 2>&1 | awk '/Maximum resident/ {print $6}')
     echo "$set|$name|$files|$bytes|$rss|$results/$set.$name.json" >> "$results/index"
-  done < <(commands "$set")
+  done < "$results/$set.commands"
 done
 
 python3 - "$results/index" <<'PY'
@@ -75,13 +92,42 @@ rows = [line.rstrip("\n").split("|") for line in open(sys.argv[1])]
 by_set = {}
 for set_, name, files, size, rss, path in rows:
     times = json.load(open(path))["results"][0]["times"]
-    by_set.setdefault(set_, []).append((name, int(files), int(size), int(rss), statistics.median(times)))
-print("| dataset | tool | median wall s | MB/s | files/s | peak RSS MiB | sumpool speed-up |")
+    by_set.setdefault(set_, {})[name] = (int(files), int(size), int(rss), statistics.median(times))
+
+print("| dataset | tool | median wall s | MB/s | files/s | peak RSS MiB | sumpool vs best other |")
 print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
 for set_, entries in by_set.items():
-    others = [e for e in entries if not e[0].startswith("sumpool")]
-    best = min(others, key=lambda e: e[4])
-    for name, files, size, rss, t in entries:
-        ratio = f"{best[4] / t:.2f} x {best[0]}" if name.startswith("sumpool") else ""
+    others = {k: v for k, v in entries.items() if not k.startswith("sumpool")}
+    best = min(others, key=lambda k: others[k][3]) if others else None
+    for name, (files, size, rss, t) in entries.items():
+        ratio = ""
+        if name.startswith("sumpool") and best:
+            ratio = f"{others[best][3] / t:.2f} x {best}"
         print(f"| {set_} | {name} | {t:.3f} | {size / t / 1e6:.0f} | {files / t:.0f} | {rss / 1024:.1f} | {ratio} |")
+
+# The issue's targets, computed from this run.
+def t(set_, name):
+    return by_set.get(set_, {}).get(name, (0, 0, 0, None))[3]
+
+def best_other(set_):
+    others = [v[3] for k, v in by_set.get(set_, {}).items() if not k.startswith("sumpool")]
+    return min(others) if others else None
+
+print()
+print("| target | measured | goal |")
+print("| --- | ---: | ---: |")
+for set_, goal in [("big", 1.15), ("medium", 1.15), ("small", 2.5), ("tiny", 2.2)]:
+    if t(set_, "sumpool") and best_other(set_):
+        print(f"| {set_}: speed-up over the best alternative | {best_other(set_) / t(set_, 'sumpool'):.2f} x | >= {goal} x |")
+if t("one", "sumpool") and t("one", "openssl"):
+    print(f"| one: speed-up over openssl dgst | {t('one', 'openssl') / t('one', 'sumpool'):.2f} x | >= 1.12 x |")
+if t("mixed", "sumpool") and t("one", "sumpool") and t("big", "sumpool"):
+    two_core = by_set["big"]["sumpool"][1] / t("big", "sumpool")
+    bound = max(t("one", "sumpool"), by_set["mixed"]["sumpool"][1] / two_core)
+    print(f"| mixed: wall / max(1 GiB alone, bytes / two-core throughput) | {t('mixed', 'sumpool') / bound:.2f} | <= 1.10 |")
+for set_, entries in by_set.items():
+    if "sumpool check" in entries and "sumpool" in entries:
+        print(f"| {set_}: check time / hash time | {t(set_, 'sumpool check') / t(set_, 'sumpool'):.2f} | <= 1.10 |")
+peak = max((v[2] for e in by_set.values() for k, v in e.items() if k.startswith("sumpool")), default=0)
+print(f"| peak RSS of sumpool over all datasets | {peak / 1024:.1f} MiB | <= 16 MiB |")
 PY

@@ -1,17 +1,28 @@
-//! Criterion benchmarks of the hashing core: SHA-256 over in-memory data through the same
-//! `hash_reader` the workers run, in 1 MiB blocks.
+//! Criterion benchmarks: the hashing core on in-memory data, and whole `hash` and `check` runs
+//! over small generated trees, through the same `sumpool::run` the binary calls.
+//!
+//! Whole-process comparisons with other tools live in `benches/compare.sh`.
 
 use std::hint::black_box;
+use std::io;
+use std::path::{Path, PathBuf};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use sumpool::config::{CheckConfig, Command, Config, HashConfig, Verbosity};
 use sumpool::hash::{BLOCK_SIZE, hash_reader};
+use sumpool::output::{LineFormat, LineStyle};
+use sumpool::pool::Tuning;
+use sumpool::walk::WalkOptions;
 
 fn hash_in_memory(c: &mut Criterion) {
     let mut group = c.benchmark_group("hash_reader");
     let mut buf = vec![0u8; BLOCK_SIZE];
-    for size in [4 << 10, 64 << 10, 1 << 20, 16 << 20] {
+    for size in [4 << 10, 64 << 10, 1 << 20, 16 << 20, 64 << 20] {
         let data: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
         group.throughput(Throughput::Bytes(size as u64));
+        if size >= 16 << 20 {
+            group.sample_size(10);
+        }
         group.bench_with_input(BenchmarkId::from_parameter(size), &data, |b, data| {
             b.iter(|| hash_reader(&mut black_box(&data[..]), &mut buf).map(|r| r.1))
         });
@@ -19,5 +30,69 @@ fn hash_in_memory(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, hash_in_memory);
+/// Writes `files` files of `size` bytes, ten per directory.
+fn make_tree(root: &Path, files: usize, size: usize) {
+    for i in 0..files {
+        let dir = root.join(format!("d{:03}", i / 10));
+        std::fs::create_dir_all(&dir).expect("create bench dir");
+        let data: Vec<u8> = (0..size).map(|j| ((i * 7 + j) % 251) as u8).collect();
+        std::fs::write(dir.join(format!("f{i:05}")), data).expect("write bench file");
+    }
+}
+
+fn hash_config(root: PathBuf, jobs: usize) -> Config {
+    Config {
+        jobs,
+        tuning: Tuning::default(),
+        command: Command::Hash(HashConfig {
+            inputs: vec![root],
+            walk: WalkOptions::default(),
+            format: LineFormat {
+                style: LineStyle::Gnu,
+                zero: false,
+                tag: "SHA256",
+            },
+        }),
+    }
+}
+
+fn whole_runs(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let trees = [("2000x4KiB", 2000, 4 << 10), ("40x1MiB", 40, 1 << 20)];
+    let mut group = c.benchmark_group("run");
+    group.sample_size(20);
+    for (name, files, size) in trees {
+        let root = dir.path().join(name);
+        make_tree(&root, files, size);
+        group.throughput(Throughput::Elements(files as u64));
+        for jobs in [1, 2] {
+            let config = hash_config(root.clone(), jobs);
+            group.bench_function(BenchmarkId::new(format!("hash/{name}"), jobs), |b| {
+                b.iter(|| sumpool::run(&config, &mut io::sink(), &mut io::sink()).map(|r| r.hashed))
+            });
+        }
+        // A manifest of the tree, then `check` of it.
+        let manifest = dir.path().join(format!("{name}.sums"));
+        let mut out = Vec::new();
+        sumpool::run(&hash_config(root.clone(), 2), &mut out, &mut io::sink()).expect("hash");
+        std::fs::write(&manifest, out).expect("write manifest");
+        let check = Config {
+            jobs: 2,
+            tuning: Tuning::default(),
+            command: Command::Check(CheckConfig {
+                lists: vec![manifest],
+                verbosity: Verbosity::Quiet,
+                strict: false,
+                ignore_missing: false,
+                zero: false,
+            }),
+        };
+        group.bench_function(BenchmarkId::new(format!("check/{name}"), 2), |b| {
+            b.iter(|| sumpool::run(&check, &mut io::sink(), &mut io::sink()).map(|r| r.failed))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, hash_in_memory, whole_runs);
 criterion_main!(benches);

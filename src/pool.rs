@@ -43,13 +43,21 @@ pub struct Tuning {
 }
 
 impl Default for Tuning {
-    /// See `benches/README` section of the top-level README for the measurements.
-    /// `batch_size` 64: a batch costs a few rayon spawns, wake-ups and one channel message
-    /// per job, about ten microseconds in all, which against files that take a few
-    /// microseconds each must be shared by dozens of them. `window` 4096 items: each waiting
-    /// result is a path and a digest (about 150 bytes), so the window costs well under a
-    /// megabyte, yet it lets the other workers hash gigabytes of 1 MiB files while one worker
-    /// is inside a single large file.
+    /// Both sizes come from `benches/compare.sh`-style runs on 2 cores with a warm cache
+    /// (medians; the README's Performance section has the full table).
+    ///
+    /// `batch_size` 256. A batch costs a few rayon spawns and wake-ups and one channel message
+    /// per job; on trees of tiny files, where a file costs a few microseconds, that overhead
+    /// must be shared by many files. 200,000 files of 0-100 bytes took 830 ms with batches of
+    /// 16, 774 ms with 64, and 620-690 ms anywhere from 128 to 1024 (system time fell from
+    /// 1.34 s to 1.03 s: fewer wake-ups); 100,000 files of 4 KiB: 554, 510, then 426-483 ms.
+    /// Large batches cost nothing on large files, since every worker claims from every batch.
+    ///
+    /// `window` 4096 items. While one worker is inside a large file, the others go on only
+    /// as far as the window reaches: for 1 GiB plus 2,000 files of 1 MiB, a window of 256
+    /// took 1.37 s, one of 1024 or more 1.13-1.17 s (the other core hashes about 1,000 MiB
+    /// while the big file takes 0.62 s). Each waiting result is a path and a digest, about
+    /// 150 bytes, so 4096 of them cost well under a megabyte.
     fn default() -> Tuning {
         Tuning {
             batch_size: 256,
