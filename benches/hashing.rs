@@ -52,6 +52,7 @@ fn hash_config(root: PathBuf, jobs: usize) -> Config {
                 zero: false,
                 tag: "SHA256",
             },
+            verbose: false,
         }),
     }
 }

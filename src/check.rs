@@ -278,30 +278,35 @@ struct Tally {
     formatted_any: bool,
 }
 
+/// How a `check` run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckOutcome {
+    /// Every list was read; `true` when every one verified completely (GNU's status 0).
+    Checked(bool),
+    /// A signal stopped the run; the output holds only whole lines.
+    Interrupted(i32),
+}
+
 /// Verifies every list in `config`, writing results to `out` and diagnostics to `err`.
-/// Returns true when every list verified completely (GNU's exit status 0).
 pub fn run_check(
     config: &CheckConfig,
     pool: &rayon::ThreadPool,
     tuning: Tuning,
     out: &mut dyn Write,
     err: &mut dyn Write,
-) -> io::Result<bool> {
+) -> io::Result<CheckOutcome> {
+    // GNU keeps the untagged layout across all the lists of one run.
     let mut layout = Layout::default();
     let mut all_ok = true;
+    let stdin = [PathBuf::from("-")];
     let lists = if config.lists.is_empty() {
-        vec![PathBuf::from("-")]
+        &stdin[..]
     } else {
-        config.lists.clone()
+        &config.lists[..]
     };
-    for list in &lists {
+    for list in lists {
         let is_stdin = list.as_os_str() == "-";
-        let shown = if is_stdin {
-            Path::new("standard input")
-        } else {
-            list.as_path()
-        };
-        let reader: Box<dyn Read + Send> = if is_stdin {
+        let reader: Box<dyn Read> = if is_stdin {
             Box::new(io::stdin())
         } else {
             match File::open(list) {
@@ -314,37 +319,52 @@ pub fn run_check(
                 }
             }
         };
-        let ok = check_list(
-            config,
-            pool,
-            tuning,
+        let source = ListSource {
             reader,
             is_stdin,
-            shown,
-            &mut layout,
-            out,
-            err,
-        )?;
-        all_ok &= ok;
+            name: list,
+        };
+        match check_list(config, pool, tuning, source, &mut layout, out, err)? {
+            CheckOutcome::Checked(ok) => all_ok &= ok,
+            interrupted @ CheckOutcome::Interrupted(_) => return Ok(interrupted),
+        }
     }
-    Ok(all_ok)
+    Ok(CheckOutcome::Checked(all_ok))
 }
 
-#[allow(clippy::too_many_arguments)]
+/// One checksum list and how to name it in messages.
+struct ListSource<'a> {
+    reader: Box<dyn Read>,
+    is_stdin: bool,
+    name: &'a Path,
+}
+
+impl ListSource<'_> {
+    /// The name GNU uses in messages: "standard input" for `-`.
+    fn shown(&self) -> &Path {
+        if self.is_stdin {
+            Path::new("standard input")
+        } else {
+            self.name
+        }
+    }
+}
+
 fn check_list(
     config: &CheckConfig,
     pool: &rayon::ThreadPool,
     tuning: Tuning,
-    reader: Box<dyn Read + Send>,
-    is_stdin: bool,
-    shown: &Path,
+    source: ListSource<'_>,
     layout: &mut Layout,
     out: &mut dyn Write,
     err: &mut dyn Write,
-) -> io::Result<bool> {
+) -> io::Result<CheckOutcome> {
+    let shown = source.shown().to_path_buf();
+    let shown = shown.as_path();
+    let is_stdin = source.is_stdin;
     let zero = config.zero;
     let mut records = RecordReader {
-        reader: BufReader::with_capacity(64 * 1024, reader),
+        reader: BufReader::with_capacity(64 * 1024, source.reader),
         delim: if zero { b'\0' } else { b'\n' },
     };
     let mut line_no = 0u64;
@@ -390,7 +410,7 @@ fn check_list(
     let mut tally = Tally::default();
     let mut read_error = false;
     let mut line = Vec::with_capacity(256);
-    pool::run_ordered(pool, tuning, items, work, |verdict| {
+    let completion = pool::run_ordered(pool, tuning, items, work, |verdict| {
         match verdict {
             Verdict::Verified { name, matched } => {
                 tally.formatted_any = true;
@@ -432,14 +452,17 @@ fn check_list(
         Ok::<(), io::Error>(())
     })?;
     out.flush()?;
+    if let pool::Completion::Interrupted(signal) = completion {
+        return Ok(CheckOutcome::Interrupted(signal));
+    }
 
     if read_error {
         write_message(err, shown, &"read error");
-        return Ok(false);
+        return Ok(CheckOutcome::Checked(false));
     }
     if !tally.formatted_any {
         write_message(err, shown, &"no properly formatted checksum lines found");
-        return Ok(false);
+        return Ok(CheckOutcome::Checked(false));
     }
     if verbosity != Verbosity::Status {
         let warnings = [
@@ -472,10 +495,12 @@ fn check_list(
             write_message(err, shown, &"no file was verified");
         }
     }
-    Ok(tally.matched_any
-        && tally.mismatched == 0
-        && tally.unreadable == 0
-        && (!config.strict || tally.misformatted == 0))
+    Ok(CheckOutcome::Checked(
+        tally.matched_any
+            && tally.mismatched == 0
+            && tally.unreadable == 0
+            && (!config.strict || tally.misformatted == 0),
+    ))
 }
 
 /// Hashes the file an entry names and compares digests.

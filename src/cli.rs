@@ -128,6 +128,11 @@ struct HashArgs {
     #[arg(short = 'z', long)]
     zero: bool,
 
+    /// Print a summary on stderr at the end: files and bytes hashed, time, throughput,
+    /// skipped symlinks and special files, failures
+    #[arg(short = 'v', long)]
+    verbose: bool,
+
     #[command(flatten)]
     pool: PoolArgs,
 }
@@ -153,6 +158,7 @@ impl Cli {
                         zero: args.zero,
                         tag: "SHA256",
                     },
+                    verbose: args.verbose,
                 }),
             },
             CliCommand::Check(args) => Config {

@@ -38,6 +38,8 @@ pub struct HashConfig {
     pub walk: WalkOptions,
     /// How each line is written.
     pub format: LineFormat,
+    /// Print a summary of the run on stderr at the end.
+    pub verbose: bool,
 }
 
 /// Which of GNU's mutually exclusive output options is in force (the last one given wins).

@@ -12,7 +12,7 @@
 use std::cell::RefCell;
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,6 +22,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::mapped::hash_mapped;
 use crate::report::{Failure, Reason};
+use crate::signals;
 use crate::walk::DirHandle;
 
 /// Size of the blocks a file is read in; each worker thread owns one buffer of this size.
@@ -100,6 +101,11 @@ fn feed(
     mut total: u64,
 ) -> io::Result<u64> {
     loop {
+        // A stop request abandons the file at the next block (and a read blocked on a FIFO
+        // or a terminal returns EINTR, so it comes back here).
+        if signals::stop_requested().is_some() {
+            return Err(io::ErrorKind::Interrupted.into());
+        }
         match reader.read(buf) {
             Ok(0) => return Ok(total),
             Ok(n) => {
@@ -157,16 +163,21 @@ fn hash_file(mut file: File, buf: &mut [u8]) -> Result<(Digest, u64), Reason> {
     let size = before.st_size as u64;
     let mut hasher = Sha256::new();
     let total = if regular && size >= MAP_MIN {
+        // Bytes appended after the size was taken are not read: the size check below reports
+        // the file as changed, so they could not make the digest right anyway.
         hash_mapped(&file, size, &mut hasher)?;
-        // Bytes appended after the size was taken: hash them too, then the size check below
-        // reports the change. Mapping does not move the file offset, so move it first.
-        file.seek(SeekFrom::Start(size))?;
-        feed(&mut file, buf, &mut hasher, size)?
+        size
     } else {
-        let first = match file.read(buf) {
-            Ok(n) => n,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => 0,
-            Err(err) => return Err(err.into()),
+        let first = loop {
+            match file.read(buf) {
+                Ok(n) => break n,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {
+                    if signals::stop_requested().is_some() {
+                        return Err(err.into());
+                    }
+                }
+                Err(err) => return Err(err.into()),
+            }
         };
         hasher.update(&buf[..first]);
         // A read of 0 bytes is the end. A regular file read whole in one call needs no second

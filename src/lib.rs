@@ -17,6 +17,7 @@ pub mod output;
 pub mod pool;
 pub mod quote;
 pub mod report;
+pub mod signals;
 pub mod walk;
 
 use std::io::{self, Write};
@@ -45,8 +46,10 @@ pub fn run(config: &Config, out: &mut dyn Write, err: &mut dyn Write) -> anyhow:
         Command::Check(check) => {
             let mut report = Report::default();
             match check::run_check(check, &pool, config.tuning, out, err) {
-                Ok(true) => {}
-                Ok(false) => report.failed += 1,
+                Ok(check::CheckOutcome::Checked(true)) => {}
+                // The lists' own warnings were printed; this only sets the exit status.
+                Ok(check::CheckOutcome::Checked(false)) => report.failed += 1,
+                Ok(check::CheckOutcome::Interrupted(signal)) => report.interrupted = Some(signal),
                 Err(e) if e.kind() == io::ErrorKind::BrokenPipe => report.output_closed = true,
                 Err(e) => return Err(e).context("standard output"),
             }
@@ -69,6 +72,7 @@ fn run_hash(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<Report> {
+    let started = std::time::Instant::now();
     let walk = Walk::new(hash.inputs.clone(), hash.walk);
     let work = |entry: Entry| match entry {
         Entry::Hash(source) => match hash_source(source) {
@@ -105,8 +109,12 @@ fn run_hash(
         }
         Ok::<(), io::Error>(())
     });
-    match printed.and_then(|()| out.flush()) {
-        Ok(()) => {}
+    match printed.and_then(|completion| out.flush().map(|()| completion)) {
+        Ok(pool::Completion::Finished) => {}
+        Ok(pool::Completion::Interrupted(signal)) => {
+            report.interrupted = Some(signal);
+            return Ok(report);
+        }
         // The reader of stdout went away (`| head`): stop quietly, like ripgrep, keeping the
         // status earned so far.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => report.output_closed = true,
@@ -114,6 +122,9 @@ fn run_hash(
     }
     if !report.output_closed {
         report.write_summary(err);
+        if hash.verbose {
+            report.write_verbose(err, started.elapsed());
+        }
     }
     Ok(report)
 }

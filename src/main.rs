@@ -18,10 +18,18 @@ fn main() -> ExitCode {
         }
     };
     let config = cli.into_config();
+    sumpool::signals::install();
     let mut out = sumpool::output::stdout_writer();
     let mut err = io::stderr().lock();
     match sumpool::run(&config, &mut out, &mut err) {
-        Ok(report) => exit_code(report.exit_code()),
+        Ok(report) => match report.interrupted {
+            // Whole lines are out; end the way the signal would have ended the process.
+            Some(signal) => {
+                drop(out);
+                sumpool::signals::exit_by(signal)
+            }
+            None => exit_code(report.exit_code()),
+        },
         Err(error) if is_broken_pipe(&error) => exit_code(EXIT_SUCCESS),
         Err(error) => {
             let _ = writeln!(err, "{PROGRAM}: {}", fatal_message(&error));

@@ -138,6 +138,9 @@ impl Window {
 
     /// Hashes the window on this thread, catching a SIGBUS from a file that shrank.
     fn hash_into(&self, hasher: &mut Sha256) -> Result<(), Reason> {
+        if crate::signals::stop_requested().is_some() {
+            return Err(Reason::Io(io::ErrorKind::Interrupted.into()));
+        }
         let start = self.ptr as usize;
         GUARD.with(|g| g.set((start, start + self.len)));
         FAULT.with(|f| f.set(0));

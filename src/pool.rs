@@ -25,13 +25,30 @@
 //! items in hand. The default sizes are explained at [`Tuning::default`].
 //!
 //! If `sink` fails (stdout closed or full) the run is cancelled: no more items are pulled,
-//! workers skip what is queued, and the error is returned once every job has stopped.
+//! workers skip what is queued, and the error is returned once every job has stopped. A stop
+//! asked for by SIGINT or SIGTERM (`signals`) cancels the run the same way, within
+//! [`POLL`], and no result is handed to `sink` after it.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::time::Duration;
 
 use rayon::ThreadPool;
+
+use crate::signals;
+
+/// Longest wait for results before the run loop looks for a stop request again.
+pub const POLL: Duration = Duration::from_millis(100);
+
+/// How a run ended when `sink` did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completion {
+    /// Every item was processed and handed to `sink`.
+    Finished,
+    /// A signal asked to stop; results after the stop were dropped.
+    Interrupted(i32),
+}
 
 /// Sizes that bound dispatch cost and memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,14 +84,15 @@ impl Default for Tuning {
 }
 
 /// Runs `work` on every item on `pool`, and calls `sink` with the results in the order the
-/// items came from `items`. Stops early, and returns the error, if `sink` fails.
+/// items came from `items`. Stops early, and returns the error, if `sink` fails; stops early
+/// with [`Completion::Interrupted`] if a signal asks to.
 pub fn run_ordered<T, R, E, I, W, S>(
     pool: &ThreadPool,
     tuning: Tuning,
     items: I,
     work: W,
     mut sink: S,
-) -> Result<(), E>
+) -> Result<Completion, E>
 where
     T: Send,
     R: Send,
@@ -97,11 +115,18 @@ where
         // Sequence number of the next item pulled.
         let mut next_in = 0u64;
         let mut pending = Reorder::default();
-        let mut result = Ok(());
+        let mut result = Ok(Completion::Finished);
 
         loop {
+            if let Some(signal) = signals::stop_requested() {
+                result = Ok(Completion::Interrupted(signal));
+                break;
+            }
             // Pull and dispatch while there is room in the window.
-            while !exhausted && next_in < pending.next + window {
+            while !exhausted
+                && next_in < pending.next + window
+                && signals::stop_requested().is_none()
+            {
                 let room = (pending.next + window - next_in) as usize;
                 let mut batch = Vec::with_capacity(batch_size.min(room));
                 while batch.len() < batch_size.min(room) {
@@ -124,7 +149,7 @@ where
                     break;
                 }
             }
-            if result.is_err() || pending.next == next_in {
+            if result.is_err() || (pending.next == next_in && exhausted) {
                 break;
             }
             // Window full or input exhausted: wait for results.
@@ -133,21 +158,26 @@ where
                 break;
             }
         }
-        if result.is_err() {
+        if !matches!(result, Ok(Completion::Finished)) {
             cancelled.store(true, Ordering::SeqCst);
         }
         result
     })
 }
 
-/// Hands every ready result to `sink`; blocks for at least one message if `wait`.
+/// Hands every ready result to `sink`; if `wait`, first waits up to [`POLL`] for a message.
+/// Hands nothing once a stop was requested.
 fn drain<R, E>(
     rx: &mpsc::Receiver<Vec<(u64, R)>>,
     pending: &mut Reorder<R>,
     sink: &mut impl FnMut(R) -> Result<(), E>,
     wait: bool,
 ) -> Result<(), E> {
-    let mut first = if wait { rx.recv().ok() } else { None };
+    let mut first = if wait {
+        rx.recv_timeout(POLL).ok()
+    } else {
+        None
+    };
     loop {
         let Some(results) = first.take().or_else(|| rx.try_recv().ok()) else {
             return Ok(());
@@ -155,7 +185,10 @@ fn drain<R, E>(
         for (seq, result) in results {
             pending.insert(seq, result);
         }
-        while let Some(result) = pending.pop_ready() {
+        while signals::stop_requested().is_none() {
+            let Some(result) = pending.pop_ready() else {
+                break;
+            };
             sink(result)?;
         }
     }
@@ -275,11 +308,12 @@ mod tests {
             }
             i * 3
         };
-        run_ordered::<_, _, (), _, _, _>(&pool(threads), tuning, 0..n, work, |r| {
-            out.push(r);
-            Ok(())
-        })
-        .unwrap();
+        let completion =
+            run_ordered::<_, _, (), _, _, _>(&pool(threads), tuning, 0..n, work, |r| {
+                out.push(r);
+                Ok(())
+            });
+        assert_eq!(completion, Ok(Completion::Finished));
         out
     }
 

@@ -120,6 +120,8 @@ pub struct Report {
     pub skipped_special: u64,
     /// Output stopped early because the reader of stdout went away.
     pub output_closed: bool,
+    /// The run was stopped by this signal; the output holds only whole lines.
+    pub interrupted: Option<i32>,
 }
 
 impl Report {
@@ -139,6 +141,28 @@ impl Report {
         let line = format!(
             "{PROGRAM}: WARNING: {} of {total} {files} could not be hashed\n",
             self.failed
+        );
+        let _ = err.write_all(line.as_bytes());
+    }
+
+    /// Prints the `-v` summary: what was hashed, how fast, what was skipped and what failed.
+    /// Every entry the walk met is in exactly one of these counts.
+    pub fn write_verbose(&self, err: &mut dyn Write, elapsed: std::time::Duration) {
+        let secs = elapsed.as_secs_f64();
+        let rate = if secs > 0.0 {
+            self.bytes as f64 / secs / 1e6
+        } else {
+            0.0
+        };
+        let plural =
+            |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        let line = format!(
+            "{PROGRAM}: {} hashed, {} in {secs:.3} s ({rate:.1} MB/s); skipped {} and {}; {} failed\n",
+            plural(self.hashed, "file", "files"),
+            plural(self.bytes, "byte", "bytes"),
+            plural(self.skipped_symlinks, "symlink", "symlinks"),
+            plural(self.skipped_special, "special file", "special files"),
+            self.failed,
         );
         let _ = err.write_all(line.as_bytes());
     }

@@ -53,6 +53,9 @@ pub struct WalkOptions {
     pub follow_links: bool,
 }
 
+/// Longest path, in bytes with its terminating NUL, that the kernel opens by name.
+const PATH_MAX: usize = libc::PATH_MAX as usize;
+
 /// Most directory handles open at once. Each walked directory that holds files is opened once
 /// so its files can be opened relative to it; handles are shared with the work in flight and
 /// closed when it is done. Past this many (a window of work spread over many directories),
@@ -193,6 +196,13 @@ impl Iterator for Walk {
                         }
                         return Some(if kind.is_file() {
                             let path = entry.into_path();
+                            if path.as_os_str().len() >= PATH_MAX {
+                                // Reachable here through an open directory, but no tool that
+                                // opens by name (sha256sum -c, sumpool check) could verify the
+                                // line: report it instead of printing it.
+                                let too_long = io::Error::from_raw_os_error(libc::ENAMETOOLONG);
+                                return Some(Entry::Failed(Failure::new(path, too_long)));
+                            }
                             match self.parent_handle(depth, &path) {
                                 Some(dir) => Entry::Hash(Source::InDir { path, dir }),
                                 None => Entry::Hash(Source::Path(path)),

@@ -1,0 +1,59 @@
+//! An orderly stop on SIGINT and SIGTERM.
+//!
+//! Killed outright, sumpool could leave half a line at the end of a manifest: a block of
+//! output can be cut inside a `write` to a full pipe. Instead, the first SIGINT or SIGTERM only
+//! sets a flag. The run loop sees it within a fraction of a second, stops dispatching work,
+//! workers abandon the file they are in at the next block, the lines already formatted are
+//! written out whole, and then the process ends by the same signal with its default action,
+//! so the shell sees the usual status (130 for Ctrl-C, 143 for SIGTERM). A second signal
+//! while stopping ends the process at once.
+
+use std::sync::atomic::{AtomicI32, Ordering};
+
+/// The signal that asked the run to stop, or 0.
+static STOP: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn on_signal(signal: libc::c_int) {
+    // A second signal: the user insists; die the default way right now.
+    if STOP.swap(signal, Ordering::SeqCst) != 0 {
+        // SAFETY: signal and raise are async-signal-safe.
+        unsafe {
+            libc::signal(signal, libc::SIG_DFL);
+            libc::raise(signal);
+        }
+    }
+}
+
+/// Installs the handlers for SIGINT and SIGTERM. Without SA_RESTART, so a worker blocked in a
+/// read of a FIFO or a terminal returns to look at the flag.
+pub fn install() {
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: `action` is fully initialised; the handler only touches an atomic and
+        // calls async-signal-safe functions.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_signal as *const () as usize;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(signal, &action, std::ptr::null_mut());
+        }
+    }
+}
+
+/// The signal that asked the run to stop, if one did.
+pub fn stop_requested() -> Option<i32> {
+    match STOP.load(Ordering::Relaxed) {
+        0 => None,
+        signal => Some(signal),
+    }
+}
+
+/// Ends the process by `signal`, with its default action, after output was flushed.
+pub fn exit_by(signal: i32) -> ! {
+    // SAFETY: restoring the default action and raising a signal have no preconditions.
+    unsafe {
+        libc::signal(signal, libc::SIG_DFL);
+        libc::raise(signal);
+    }
+    // Only reached if the signal was blocked: exit with the status a shell would report.
+    std::process::exit(128 + signal)
+}
