@@ -8,10 +8,12 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use sumpool::config::{CheckConfig, Command, Config, HashConfig, Verbosity};
-use sumpool::hash::{BLOCK_SIZE, hash_reader};
+use sumpool::config::{CheckConfig, Command, Config, Format, HashConfig, Verbosity};
+use sumpool::digest::Algorithm;
+use sumpool::hash::{BLOCK_SIZE, HashOptions, hash_reader};
 use sumpool::output::{LineFormat, LineStyle};
 use sumpool::pool::Tuning;
+use sumpool::progress::ProgressMode;
 use sumpool::walk::WalkOptions;
 
 fn hash_in_memory(c: &mut Criterion) {
@@ -24,7 +26,9 @@ fn hash_in_memory(c: &mut Criterion) {
             group.sample_size(10);
         }
         group.bench_with_input(BenchmarkId::from_parameter(size), &data, |b, data| {
-            b.iter(|| hash_reader(&mut black_box(&data[..]), &mut buf).map(|r| r.1))
+            b.iter(|| {
+                hash_reader(Algorithm::Sha256, &mut black_box(&data[..]), &mut buf).map(|r| r.1)
+            })
         });
     }
     group.finish();
@@ -46,13 +50,20 @@ fn hash_config(root: PathBuf, jobs: usize) -> Config {
         tuning: Tuning::default(),
         command: Command::Hash(HashConfig {
             inputs: vec![root],
-            walk: WalkOptions::default(),
-            format: LineFormat {
+            files_from: None,
+            walk: WalkOptions {
+                dir_handles: true,
+                ..WalkOptions::default()
+            },
+            format: Format::Text(LineFormat {
                 style: LineStyle::Gnu,
                 zero: false,
                 tag: "SHA256",
-            },
+            }),
+            hash: HashOptions::default(),
+            output: None,
             verbose: false,
+            progress: ProgressMode::Never,
         }),
     }
 }
@@ -86,6 +97,10 @@ fn whole_runs(c: &mut Criterion) {
                 strict: false,
                 ignore_missing: false,
                 zero: false,
+                algorithm: None,
+                json: false,
+                verbose: false,
+                progress: ProgressMode::Never,
             }),
         };
         group.bench_function(BenchmarkId::new(format!("check/{name}"), 2), |b| {

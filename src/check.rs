@@ -10,32 +10,33 @@
 //! Lists are read record by record and never held whole: memory is one record (at most
 //! [`MAX_RECORD`] bytes; a longer record is skipped in pieces and counted as improperly
 //! formatted) plus the pool's bounded window of entries in flight.
+//!
+//! [`MAX_RECORD`]: crate::records::MAX_RECORD
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
+use std::io::IsTerminal;
+use std::time::Instant;
+
 use crate::config::{CheckConfig, Verbosity};
-use crate::hash::{DIGEST_LEN, Digest, Source, hash_source};
+use crate::digest::{Algorithm, Digest};
+use crate::hash::{HashOptions, Source, hash_source};
+use crate::json;
 use crate::output::escape_check_name;
 use crate::pool::{self, Tuning};
+use crate::progress::{Counter, Progress, Totals};
+use crate::records::{Record, RecordReader};
 use crate::report::{PROGRAM, Reason, write_message};
-
-/// Length of a SHA-256 digest in hex.
-pub const HEX_LEN: usize = DIGEST_LEN * 2;
-
-/// The algorithm tag of BSD-style lines.
-const TAG: &[u8] = b"SHA256";
-
-/// Longest record read from a list: far beyond any usable line (a name cannot be opened past
-/// PATH_MAX, 4096 bytes), small enough that a hostile list cannot exhaust memory.
-pub const MAX_RECORD: usize = 1 << 20;
 
 /// One well-formed checksum line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
+    /// The algorithm, from the line's tag or the length of its digest.
+    pub algorithm: Algorithm,
     /// The expected digest.
     pub digest: Digest,
     /// The file name, unescaped, as bytes.
@@ -47,7 +48,7 @@ pub struct Entry {
 pub enum BadLine {
     /// Shorter than a digest, a separator and a one-byte name.
     TooShort,
-    /// The digest is not exactly 64 hex digits.
+    /// The digest is not hex digits of the length of an accepted algorithm.
     BadDigest,
     /// Nothing follows the digest.
     NoSeparator,
@@ -86,14 +87,9 @@ fn is_white(b: u8) -> bool {
     b == b' ' || b == b'\t'
 }
 
-/// Decodes exactly 64 hex digits, either case.
-fn parse_digest(hex: &[u8]) -> Result<Digest, BadLine> {
-    let mut digest = [0u8; DIGEST_LEN];
-    if hex.len() != HEX_LEN {
-        return Err(BadLine::BadDigest);
-    }
-    hex::decode_to_slice(hex, &mut digest).map_err(|_| BadLine::BadDigest)?;
-    Ok(digest)
+/// Decodes the hex digest of `algorithm`, either case.
+fn parse_digest(algorithm: Algorithm, hex: &[u8]) -> Result<Digest, BadLine> {
+    Digest::from_hex(algorithm, hex).ok_or(BadLine::BadDigest)
 }
 
 fn unescape_if(name: &[u8], escaped: bool) -> Result<Vec<u8>, BadLine> {
@@ -108,7 +104,16 @@ fn unescape_if(name: &[u8], escaped: bool) -> Result<Vec<u8>, BadLine> {
 /// lists, of one trailing carriage return). `layout` carries GNU's layout rule from line to
 /// line and from list to list; it is updated as GNU updates it, even for a line that is then
 /// rejected.
-pub fn parse_line(line: &[u8], layout: &mut Layout) -> Result<Entry, BadLine> {
+///
+/// With `only`, the line must be of that algorithm, exactly as `sha256sum -c` (or
+/// `sha512sum -c`...) requires. Without, the algorithm comes from the line: from its BSD tag,
+/// or from the length of an untagged digest (56, 64, 96 or 128 hex digits), so one list may
+/// mix algorithms.
+pub fn parse_line(
+    line: &[u8],
+    layout: &mut Layout,
+    only: Option<Algorithm>,
+) -> Result<Entry, BadLine> {
     let at = |i: usize| line.get(i).copied().unwrap_or(0);
     let mut i = line.iter().take_while(|&&b| is_white(b)).count();
     let escaped = at(i) == b'\\';
@@ -116,32 +121,41 @@ pub fn parse_line(line: &[u8], layout: &mut Layout) -> Result<Entry, BadLine> {
         i += 1;
     }
 
-    if line[i..].starts_with(TAG) {
-        i += TAG.len();
+    let candidates: &[Algorithm] = match &only {
+        Some(algorithm) => std::slice::from_ref(algorithm),
+        None => &Algorithm::ALL,
+    };
+    if let Some(&algorithm) = candidates
+        .iter()
+        .find(|a| line[i..].starts_with(a.tag().as_bytes()))
+    {
+        i += algorithm.tag().len();
         if at(i) == b' ' {
             i += 1;
         }
         if at(i) != b'(' {
             return Err(BadLine::BadTag);
         }
-        return parse_tagged(&line[i + 1..], escaped);
+        return parse_tagged(&line[i + 1..], escaped, algorithm);
     }
 
     // Untagged: `<hex><white><name>`. The digest is split off from the left, at the first
     // white byte, because every byte after the separator belongs to the name: names may hold
     // spaces, tabs, even a leading space, and only the digest has a known shape.
-    let min_len = HEX_LEN + 2 + usize::from(at(i) == b'\\');
-    if line.len() - i < min_len {
+    let start = i;
+    let field = line[start..].iter().take_while(|&&b| !is_white(b)).count();
+    let algorithm = only
+        .or_else(|| Algorithm::from_hex_len(field))
+        .ok_or(BadLine::BadDigest)?;
+    let min_len = algorithm.hex_len() + 2 + usize::from(at(start) == b'\\');
+    if line.len() - start < min_len {
         return Err(BadLine::TooShort);
     }
-    let start = i;
-    while i < line.len() && !is_white(line[i]) {
-        i += 1;
-    }
+    i = start + field;
     if i == line.len() {
         return Err(BadLine::NoSeparator);
     }
-    let digest = parse_digest(&line[start..i])?;
+    let digest = parse_digest(algorithm, &line[start..i])?;
     i += 1;
 
     let reversed = line.len() - i == 1 || (at(i) != b' ' && at(i) != b'*');
@@ -155,13 +169,17 @@ pub fn parse_line(line: &[u8], layout: &mut Layout) -> Result<Entry, BadLine> {
         i += 1;
     }
     let name = unescape_if(&line[i..], escaped)?;
-    Ok(Entry { digest, name })
+    Ok(Entry {
+        algorithm,
+        digest,
+        name,
+    })
 }
 
 /// The part of a BSD line after `SHA256 (`: `<name>) = <hex>`. The name is split off from the
 /// right, at the last `)`, because the name may itself hold `)` and `=`, while the digest
 /// after it cannot.
-fn parse_tagged(rest: &[u8], escaped: bool) -> Result<Entry, BadLine> {
+fn parse_tagged(rest: &[u8], escaped: bool, algorithm: Algorithm) -> Result<Entry, BadLine> {
     let close = rest
         .iter()
         .rposition(|&b| b == b')')
@@ -178,8 +196,12 @@ fn parse_tagged(rest: &[u8], escaped: bool) -> Result<Entry, BadLine> {
     while i < rest.len() && is_white(rest[i]) {
         i += 1;
     }
-    let digest = parse_digest(&rest[i..])?;
-    Ok(Entry { digest, name })
+    let digest = parse_digest(algorithm, &rest[i..])?;
+    Ok(Entry {
+        algorithm,
+        digest,
+        name,
+    })
 }
 
 /// The content of a record that should be parsed, or `None` for comments and blank lines.
@@ -196,53 +218,6 @@ pub fn trim_record(record: &[u8], zero: bool) -> Option<&[u8]> {
     (!line.is_empty()).then_some(line)
 }
 
-/// Reads delimiter-terminated records of at most [`MAX_RECORD`] bytes.
-struct RecordReader<R> {
-    reader: R,
-    delim: u8,
-}
-
-/// One record from a list.
-enum Record {
-    /// A complete record, including its delimiter if it had one.
-    Complete,
-    /// A record longer than the limit; the rest of it was skipped.
-    TooLong,
-}
-
-impl<R: BufRead> RecordReader<R> {
-    fn next_record(&mut self, buf: &mut Vec<u8>) -> io::Result<Option<Record>> {
-        buf.clear();
-        let limit = MAX_RECORD as u64 + 1;
-        let n = (&mut self.reader).take(limit).read_until(self.delim, buf)?;
-        if n == 0 {
-            return Ok(None);
-        }
-        if buf.len() <= MAX_RECORD || buf.last() == Some(&self.delim) {
-            return Ok(Some(Record::Complete));
-        }
-        // Skip to the end of the oversized record without keeping it.
-        loop {
-            let chunk = self.reader.fill_buf()?;
-            if chunk.is_empty() {
-                break;
-            }
-            match chunk.iter().position(|&b| b == self.delim) {
-                Some(pos) => {
-                    self.reader.consume(pos + 1);
-                    break;
-                }
-                None => {
-                    let len = chunk.len();
-                    self.reader.consume(len);
-                }
-            }
-        }
-        buf.clear();
-        Ok(Some(Record::TooLong))
-    }
-}
-
 /// What the feeder hands to the workers for one record.
 enum Item {
     /// A well-formed line to verify.
@@ -257,11 +232,20 @@ enum Item {
 /// What a worker found for one item.
 enum Verdict {
     /// The file was read; `matched` tells whether its digest is the listed one.
-    Verified { name: Vec<u8>, matched: bool },
+    Verified {
+        name: Vec<u8>,
+        algorithm: Algorithm,
+        matched: bool,
+        bytes: u64,
+    },
     /// The file does not exist and `--ignore-missing` is on.
-    Missing,
+    Missing { name: Vec<u8>, algorithm: Algorithm },
     /// The file could not be opened or read.
-    Unreadable { name: Vec<u8>, reason: Reason },
+    Unreadable {
+        name: Vec<u8>,
+        algorithm: Algorithm,
+        reason: Reason,
+    },
     /// Passed through from [`Item::Bad`].
     Bad(u64),
     /// Passed through from [`Item::ReadError`].
@@ -274,8 +258,10 @@ struct Tally {
     misformatted: u64,
     unreadable: u64,
     mismatched: u64,
-    matched_any: bool,
+    matched: u64,
+    missing: u64,
     formatted_any: bool,
+    bytes: u64,
 }
 
 /// How a `check` run ended.
@@ -285,51 +271,6 @@ pub enum CheckOutcome {
     Checked(bool),
     /// A signal stopped the run; the output holds only whole lines.
     Interrupted(i32),
-}
-
-/// Verifies every list in `config`, writing results to `out` and diagnostics to `err`.
-pub fn run_check(
-    config: &CheckConfig,
-    pool: &rayon::ThreadPool,
-    tuning: Tuning,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-) -> io::Result<CheckOutcome> {
-    // GNU keeps the untagged layout across all the lists of one run.
-    let mut layout = Layout::default();
-    let mut all_ok = true;
-    let stdin = [PathBuf::from("-")];
-    let lists = if config.lists.is_empty() {
-        &stdin[..]
-    } else {
-        &config.lists[..]
-    };
-    for list in lists {
-        let is_stdin = list.as_os_str() == "-";
-        let reader: Box<dyn Read> = if is_stdin {
-            Box::new(io::stdin())
-        } else {
-            match File::open(list) {
-                Ok(file) => Box::new(file),
-                Err(e) => {
-                    out.flush()?;
-                    write_message(err, list, &crate::report::io_reason(&e));
-                    all_ok = false;
-                    continue;
-                }
-            }
-        };
-        let source = ListSource {
-            reader,
-            is_stdin,
-            name: list,
-        };
-        match check_list(config, pool, tuning, source, &mut layout, out, err)? {
-            CheckOutcome::Checked(ok) => all_ok &= ok,
-            interrupted @ CheckOutcome::Interrupted(_) => return Ok(interrupted),
-        }
-    }
-    Ok(CheckOutcome::Checked(all_ok))
 }
 
 /// One checksum list and how to name it in messages.
@@ -350,157 +291,343 @@ impl ListSource<'_> {
     }
 }
 
-fn check_list(
+/// Everything one `check` run shares across its lists.
+struct Checker<'a> {
+    config: &'a CheckConfig,
+    pool: &'a rayon::ThreadPool,
+    tuning: Tuning,
+    /// GNU keeps the untagged layout across all the lists of one run.
+    layout: Layout,
+    out: &'a mut dyn Write,
+    err: &'a mut dyn Write,
+    progress: Progress,
+    /// Totals over all lists, for `-v` and the JSON summary.
+    total: json::CheckSummary,
+}
+
+/// Verifies every list in `config`, writing results to `out` and diagnostics to `err`.
+pub fn run_check(
     config: &CheckConfig,
     pool: &rayon::ThreadPool,
     tuning: Tuning,
-    source: ListSource<'_>,
-    layout: &mut Layout,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> io::Result<CheckOutcome> {
-    let shown = source.shown().to_path_buf();
-    let shown = shown.as_path();
-    let is_stdin = source.is_stdin;
-    let zero = config.zero;
-    let mut records = RecordReader {
-        reader: BufReader::with_capacity(64 * 1024, source.reader),
-        delim: if zero { b'\0' } else { b'\n' },
+    let started = Instant::now();
+    let stdin = [PathBuf::from("-")];
+    let lists = if config.lists.is_empty() {
+        &stdin[..]
+    } else {
+        &config.lists[..]
     };
-    let mut line_no = 0u64;
-    let mut buf = Vec::new();
-    let mut done = false;
-    let items = std::iter::from_fn(|| {
-        while !done {
-            let record = match records.next_record(&mut buf) {
-                Ok(Some(record)) => record,
-                Ok(None) => return None,
-                Err(_) => {
-                    done = true;
-                    return Some(Item::ReadError);
+    let stdout_shares_terminal = io::stdout().is_terminal();
+    let progress = Progress::start(
+        config.progress,
+        stdout_shares_terminal,
+        false,
+        counter(lists, config.zero),
+    );
+    let mut checker = Checker {
+        config,
+        pool,
+        tuning,
+        layout: Layout::default(),
+        out,
+        err,
+        progress,
+        total: json::CheckSummary::default(),
+    };
+    let mut all_ok = true;
+    for list in lists {
+        let is_stdin = list.as_os_str() == "-";
+        let reader: Box<dyn Read> = if is_stdin {
+            Box::new(io::stdin())
+        } else {
+            match File::open(list) {
+                Ok(file) => Box::new(file),
+                Err(e) => {
+                    checker.out.flush()?;
+                    checker.message(list, &crate::report::io_reason(&e));
+                    all_ok = false;
+                    continue;
                 }
-            };
-            line_no += 1;
-            if let Record::TooLong = record {
-                return Some(Item::Bad(line_no));
             }
-            let Some(line) = trim_record(&buf, zero) else {
+        };
+        match checker.check_list(ListSource {
+            reader,
+            is_stdin,
+            name: list,
+        })? {
+            CheckOutcome::Checked(ok) => all_ok &= ok,
+            interrupted @ CheckOutcome::Interrupted(_) => {
+                checker.progress.finish();
+                return Ok(interrupted);
+            }
+        }
+    }
+    checker.progress.finish();
+    checker.total.seconds = started.elapsed().as_secs_f64();
+    if config.json {
+        json::write_check_summary(checker.out, &checker.total)?;
+        checker.out.flush()?;
+    }
+    if config.verbose {
+        checker.write_verbose();
+    }
+    Ok(CheckOutcome::Checked(all_ok))
+}
+
+/// Counts the lines of the lists ahead of the run, for the progress bar; `None` when a list
+/// is standard input, which cannot be read twice.
+fn counter(lists: &[PathBuf], zero: bool) -> Option<Counter> {
+    if lists.iter().any(|list| list.as_os_str() == "-") {
+        return None;
+    }
+    let lists = lists.to_vec();
+    Some(Box::new(move |totals: &Totals| {
+        let delim = if zero { b'\0' } else { b'\n' };
+        for list in lists {
+            let Ok(file) = File::open(&list) else {
                 continue;
             };
-            if !zero && line.contains(&0) {
-                return Some(Item::Bad(line_no));
+            let mut records = RecordReader::new(file, delim);
+            let mut buf = Vec::new();
+            while let Ok(Some(_)) = records.next_record(&mut buf) {
+                totals
+                    .files
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
-            return Some(match parse_line(line, layout) {
-                Ok(entry) if is_stdin && entry.name == b"-" => Item::Bad(line_no),
-                Ok(entry) => Item::Verify(entry),
-                Err(_) => Item::Bad(line_no),
-            });
         }
-        None
-    });
+    }))
+}
 
-    let ignore_missing = config.ignore_missing;
-    let work = |item: Item| match item {
-        Item::Verify(entry) => verify(entry, ignore_missing),
-        Item::Bad(n) => Verdict::Bad(n),
-        Item::ReadError => Verdict::ReadError,
-    };
+impl Checker<'_> {
+    /// Writes `sumpool: <name>: <text>` on stderr, clear of the progress bar.
+    fn message(&mut self, name: &Path, text: &dyn std::fmt::Display) {
+        if self.progress.is_shown() {
+            write_message(&mut self.progress.stderr(), name, text);
+        } else {
+            write_message(self.err, name, text);
+        }
+    }
 
-    let verbosity = config.verbosity;
-    let mut tally = Tally::default();
-    let mut read_error = false;
-    let mut line = Vec::with_capacity(256);
-    let completion = pool::run_ordered(pool, tuning, items, work, |verdict| {
-        match verdict {
-            Verdict::Verified { name, matched } => {
-                tally.formatted_any = true;
-                if matched {
-                    tally.matched_any = true;
-                } else {
-                    tally.mismatched += 1;
-                }
-                let show = match verbosity {
-                    Verbosity::Status => false,
-                    Verbosity::Quiet => !matched,
-                    Verbosity::Normal | Verbosity::Warn => true,
+    /// Writes a whole line on stderr, clear of the progress bar.
+    fn stderr_line(&mut self, line: &str) {
+        if self.progress.is_shown() {
+            let _ = self.progress.stderr().write_all(line.as_bytes());
+        } else {
+            let _ = self.err.write_all(line.as_bytes());
+        }
+    }
+
+    fn write_verbose(&mut self) {
+        let t = &self.total;
+        let rate = if t.seconds > 0.0 {
+            t.bytes as f64 / t.seconds / 1e6
+        } else {
+            0.0
+        };
+        let line = format!(
+            "{PROGRAM}: {} files verified, {} bytes in {:.3} s ({rate:.1} MB/s); {} OK, {} FAILED, {} unreadable, {} missing, {} improperly formatted lines\n",
+            t.ok + t.failed,
+            t.bytes,
+            t.seconds,
+            t.ok,
+            t.failed,
+            t.unreadable,
+            t.missing,
+            t.improperly_formatted,
+        );
+        self.stderr_line(&line);
+    }
+
+    fn check_list(&mut self, source: ListSource<'_>) -> io::Result<CheckOutcome> {
+        let config = self.config;
+        let shown = source.shown().to_path_buf();
+        let is_stdin = source.is_stdin;
+        let zero = config.zero;
+        let mut records = RecordReader::new(source.reader, if zero { b'\0' } else { b'\n' });
+        let mut line_no = 0u64;
+        let mut buf = Vec::new();
+        let mut done = false;
+        let layout = &mut self.layout;
+        let items = std::iter::from_fn(|| {
+            while !done {
+                let record = match records.next_record(&mut buf) {
+                    Ok(Some(record)) => record,
+                    Ok(None) => return None,
+                    Err(_) => {
+                        done = true;
+                        return Some(Item::ReadError);
+                    }
                 };
-                if show {
-                    write_result(out, &mut line, &name, if matched { "OK" } else { "FAILED" })?;
+                line_no += 1;
+                if let Record::TooLong = record {
+                    return Some(Item::Bad(line_no));
                 }
-            }
-            Verdict::Missing => tally.formatted_any = true,
-            Verdict::Unreadable { name, reason } => {
-                tally.formatted_any = true;
-                tally.unreadable += 1;
-                out.flush()?;
-                // Like GNU, the reason goes to stderr even with --status.
-                write_message(err, Path::new(OsStr::from_bytes(&name)), &reason);
-                if verbosity != Verbosity::Status {
-                    write_result(out, &mut line, &name, "FAILED open or read")?;
+                let Some(line) = trim_record(&buf, zero) else {
+                    continue;
+                };
+                if !zero && line.contains(&0) {
+                    return Some(Item::Bad(line_no));
                 }
+                return Some(match parse_line(line, layout, config.algorithm) {
+                    Ok(entry) if is_stdin && entry.name == b"-" => Item::Bad(line_no),
+                    Ok(entry) => Item::Verify(entry),
+                    Err(_) => Item::Bad(line_no),
+                });
             }
-            Verdict::Bad(n) => {
-                tally.misformatted += 1;
-                if verbosity == Verbosity::Warn {
-                    out.flush()?;
-                    let text = format!("{n}: improperly formatted SHA256 checksum line");
-                    write_message(err, shown, &text);
-                }
-            }
-            Verdict::ReadError => read_error = true,
-        }
-        Ok::<(), io::Error>(())
-    })?;
-    out.flush()?;
-    if let pool::Completion::Interrupted(signal) = completion {
-        return Ok(CheckOutcome::Interrupted(signal));
-    }
+            None
+        });
 
-    if read_error {
-        write_message(err, shown, &"read error");
-        return Ok(CheckOutcome::Checked(false));
-    }
-    if !tally.formatted_any {
-        write_message(err, shown, &"no properly formatted checksum lines found");
-        return Ok(CheckOutcome::Checked(false));
-    }
-    if verbosity != Verbosity::Status {
-        let warnings = [
-            (
-                tally.misformatted,
-                "line is",
-                "lines are",
-                "improperly formatted",
-            ),
-            (
-                tally.unreadable,
-                "listed file",
-                "listed files",
-                "could not be read",
-            ),
-            (
-                tally.mismatched,
-                "computed checksum",
-                "computed checksums",
-                "did NOT match",
-            ),
-        ];
-        for (n, one, many, what) in warnings {
-            if n > 0 {
-                let noun = if n == 1 { one } else { many };
-                let _ = writeln!(err, "{PROGRAM}: WARNING: {n} {noun} {what}");
+        let ignore_missing = config.ignore_missing;
+        let work = |item: Item| match item {
+            Item::Verify(entry) => verify(entry, ignore_missing),
+            Item::Bad(n) => Verdict::Bad(n),
+            Item::ReadError => Verdict::ReadError,
+        };
+
+        let verbosity = config.verbosity;
+        let mut tally = Tally::default();
+        let mut read_error = false;
+        let mut line = Vec::with_capacity(256);
+        let (pool, tuning) = (self.pool, self.tuning);
+        let out = &mut *self.out;
+        let progress = &mut self.progress;
+        let mut around_bar = progress.stderr();
+        let err: &mut dyn Write = if progress.is_shown() {
+            &mut around_bar
+        } else {
+            &mut *self.err
+        };
+        let completion = pool::run_ordered(pool, tuning, items, work, |verdict| {
+            match verdict {
+                Verdict::Verified {
+                    name,
+                    algorithm,
+                    matched,
+                    bytes,
+                } => {
+                    tally.formatted_any = true;
+                    tally.bytes += bytes;
+                    if matched {
+                        tally.matched += 1;
+                    } else {
+                        tally.mismatched += 1;
+                    }
+                    let status = if matched { "OK" } else { "FAILED" };
+                    if config.json {
+                        json::write_check(out, &name, Some(algorithm), status, None)?;
+                    } else if match verbosity {
+                        Verbosity::Status => false,
+                        Verbosity::Quiet => !matched,
+                        Verbosity::Normal | Verbosity::Warn => true,
+                    } {
+                        write_result(out, &mut line, &name, status)?;
+                    }
+                    progress.advance(bytes);
+                }
+                Verdict::Missing { name, algorithm } => {
+                    tally.formatted_any = true;
+                    tally.missing += 1;
+                    if config.json {
+                        json::write_check(out, &name, Some(algorithm), "missing", None)?;
+                    }
+                    progress.advance(0);
+                }
+                Verdict::Unreadable {
+                    name,
+                    algorithm,
+                    reason,
+                } => {
+                    tally.formatted_any = true;
+                    tally.unreadable += 1;
+                    out.flush()?;
+                    // Like GNU, the reason goes to stderr even with --status.
+                    write_message(err, Path::new(OsStr::from_bytes(&name)), &reason);
+                    if config.json {
+                        let message = Some(reason.to_string());
+                        json::write_check(out, &name, Some(algorithm), "unreadable", message)?;
+                    } else if verbosity != Verbosity::Status {
+                        write_result(out, &mut line, &name, "FAILED open or read")?;
+                    }
+                    progress.advance(0);
+                }
+                Verdict::Bad(n) => {
+                    tally.misformatted += 1;
+                    if verbosity == Verbosity::Warn {
+                        out.flush()?;
+                        let tag = config.algorithm.unwrap_or_default().tag();
+                        let text = format!("{n}: improperly formatted {tag} checksum line");
+                        write_message(err, &shown, &text);
+                    }
+                    if config.json {
+                        json::write_bad_line(out, &shown, n)?;
+                    }
+                    progress.advance(0);
+                }
+                Verdict::ReadError => read_error = true,
+            }
+            Ok::<(), io::Error>(())
+        })?;
+        self.out.flush()?;
+        if let pool::Completion::Interrupted(signal) = completion {
+            return Ok(CheckOutcome::Interrupted(signal));
+        }
+
+        self.total.ok += tally.matched;
+        self.total.failed += tally.mismatched;
+        self.total.unreadable += tally.unreadable;
+        self.total.missing += tally.missing;
+        self.total.improperly_formatted += tally.misformatted;
+        self.total.bytes += tally.bytes;
+
+        if read_error {
+            self.message(&shown, &"read error");
+            return Ok(CheckOutcome::Checked(false));
+        }
+        if !tally.formatted_any {
+            self.message(&shown, &"no properly formatted checksum lines found");
+            return Ok(CheckOutcome::Checked(false));
+        }
+        if verbosity != Verbosity::Status {
+            let warnings = [
+                (
+                    tally.misformatted,
+                    "line is",
+                    "lines are",
+                    "improperly formatted",
+                ),
+                (
+                    tally.unreadable,
+                    "listed file",
+                    "listed files",
+                    "could not be read",
+                ),
+                (
+                    tally.mismatched,
+                    "computed checksum",
+                    "computed checksums",
+                    "did NOT match",
+                ),
+            ];
+            for (n, one, many, what) in warnings {
+                if n > 0 {
+                    let noun = if n == 1 { one } else { many };
+                    self.stderr_line(&format!("{PROGRAM}: WARNING: {n} {noun} {what}\n"));
+                }
+            }
+            if config.ignore_missing && tally.matched == 0 {
+                self.message(&shown, &"no file was verified");
             }
         }
-        if config.ignore_missing && !tally.matched_any {
-            write_message(err, shown, &"no file was verified");
-        }
+        Ok(CheckOutcome::Checked(
+            tally.matched > 0
+                && tally.mismatched == 0
+                && tally.unreadable == 0
+                && (!config.strict || tally.misformatted == 0),
+        ))
     }
-    Ok(CheckOutcome::Checked(
-        tally.matched_any
-            && tally.mismatched == 0
-            && tally.unreadable == 0
-            && (!config.strict || tally.misformatted == 0),
-    ))
 }
 
 /// Hashes the file an entry names and compares digests.
@@ -510,17 +637,33 @@ fn verify(entry: Entry, ignore_missing: bool) -> Verdict {
     } else {
         Source::Path(PathBuf::from(OsString::from_vec(entry.name.clone())))
     };
-    match hash_source(source) {
-        Ok(hashed) => Verdict::Verified {
+    let algorithm = entry.algorithm;
+    let options = HashOptions {
+        algorithm,
+        skip: Vec::new(),
+    };
+    match hash_source(source, &options) {
+        Ok(Some(hashed)) => Verdict::Verified {
             name: entry.name,
+            algorithm,
             matched: hashed.digest == entry.digest,
+            bytes: hashed.bytes,
+        },
+        // Only files listed in `skip` are passed over, and there are none here.
+        Ok(None) => Verdict::Missing {
+            name: entry.name,
+            algorithm,
         },
         Err(failure) => match failure.reason {
             Reason::Io(e) if ignore_missing && e.kind() == io::ErrorKind::NotFound => {
-                Verdict::Missing
+                Verdict::Missing {
+                    name: entry.name,
+                    algorithm,
+                }
             }
             reason => Verdict::Unreadable {
                 name: entry.name,
+                algorithm,
                 reason,
             },
         },
@@ -551,14 +694,12 @@ mod tests {
     const HEX: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
 
     fn digest() -> Digest {
-        let mut d = [0u8; DIGEST_LEN];
-        hex::decode_to_slice(HEX, &mut d).unwrap();
-        d
+        Digest::from_hex(Algorithm::Sha256, HEX.as_bytes()).unwrap()
     }
 
     fn parse(line: &str, layout: Layout) -> (Result<Vec<u8>, BadLine>, Layout) {
         let mut layout = layout;
-        let result = parse_line(line.as_bytes(), &mut layout).map(|e| {
+        let result = parse_line(line.as_bytes(), &mut layout, Some(Algorithm::Sha256)).map(|e| {
             assert_eq!(e.digest, digest());
             e.name
         });
@@ -696,47 +837,28 @@ mod tests {
         assert_eq!(trim_record(b"\0", true), None);
     }
 
-    #[test]
-    fn records_longer_than_the_limit_are_skipped_whole() {
-        let mut data = vec![b'x'; MAX_RECORD * 3];
-        data.extend_from_slice(b"\nnext\n");
-        let mut reader = RecordReader {
-            reader: BufReader::new(&data[..]),
-            delim: b'\n',
-        };
-        let mut buf = Vec::new();
-        assert!(matches!(
-            reader.next_record(&mut buf).unwrap(),
-            Some(Record::TooLong)
-        ));
-        assert!(buf.capacity() <= 2 * MAX_RECORD + 64);
-        assert!(matches!(
-            reader.next_record(&mut buf).unwrap(),
-            Some(Record::Complete)
-        ));
-        assert_eq!(buf, b"next\n");
-        assert!(reader.next_record(&mut buf).unwrap().is_none());
-    }
-
     proptest! {
         #[test]
         fn any_name_written_by_hash_parses_back(
             name in proptest::collection::vec(1u8..=255, 1..80),
-            digest in proptest::array::uniform32(any::<u8>()),
+            algorithm in proptest::sample::select(Algorithm::ALL.to_vec()),
+            bytes in proptest::collection::vec(any::<u8>(), 64),
             bsd in any::<bool>(),
             zero in any::<bool>(),
         ) {
+            let digest = Digest::from_bytes(&bytes[..algorithm.digest_len()]).unwrap();
             let style = if bsd { LineStyle::Bsd } else { LineStyle::Gnu };
-            let format = LineFormat { style, zero, tag: "SHA256" };
+            let format = LineFormat { style, zero, tag: algorithm.tag() };
             let mut line = Vec::new();
-            format_line(&mut line, &format, &digest, &name);
+            format_line(&mut line, &format, digest.as_bytes(), &name);
             let content = trim_record(&line, zero);
             // A -z record keeps every byte; a newline record loses one trailing CR, which
             // escaping guarantees is never part of the name.
             let mut layout = Layout::Undecided;
-            let entry = parse_line(content.unwrap(), &mut layout).unwrap();
+            let entry = parse_line(content.unwrap(), &mut layout, None).unwrap();
             prop_assert_eq!(entry.name, name);
-            prop_assert_eq!(entry.digest, digest);
+            prop_assert_eq!(entry.digest.as_bytes(), digest.as_bytes());
+            prop_assert_eq!(entry.algorithm, algorithm);
         }
     }
 }

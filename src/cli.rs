@@ -1,30 +1,56 @@
 //! The command line: clap derive types and their one conversion into a [`Config`].
 //!
 //! Nothing outside this module sees clap. Defaults that depend on the machine (the number of
-//! threads) are resolved here, in [`Cli::into_config`], like fd's `construct_config`.
+//! threads) are resolved here, in [`Cli::into_action`], like fd's `construct_config`, and so
+//! are the checks clap cannot express (an invalid `--exclude` glob is a usage error).
 
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
-use crate::config::{CheckConfig, Command, Config, HashConfig, Verbosity};
+use crate::config::{CheckConfig, Command, Config, FilesFrom, Format, HashConfig, Verbosity};
+use crate::digest::Algorithm;
+use crate::hash::HashOptions;
 use crate::output::{LineFormat, LineStyle};
 use crate::pool::Tuning;
-use crate::walk::WalkOptions;
+use crate::progress::ProgressMode;
+use crate::walk::{Exclude, WalkOptions};
 
-const EXIT_CODES: &str = "\
+const HASH_HELP: &str = "\
+Examples:
+  sumpool hash ./artifacts > SHA256SUMS        hash a tree into a manifest
+  sumpool hash -o SHA256SUMS .                 write it atomically, never hashing itself
+  sumpool hash --exclude '*.tmp' --exclude .git src
+  find . -name '*.iso' -print0 | sumpool hash --files-from - -0
+  sumpool hash -a sha512 --tag big.iso         BSD line, as sha512sum --tag
+  sumpool hash --format json dir | jq .        JSON Lines
+
 Exit status:
   0  every file was hashed
   1  at least one file could not be hashed (each one is reported on stderr)
   2  usage error, or a fatal error such as stdout that cannot be written
 When the reader of stdout goes away early (as with `| head`), sumpool stops quietly with the
-status it had so far: 0, or 1 if a failure was already reported.";
+status it had so far: 0, or 1 if a failure was already reported. Stopped by SIGINT or
+SIGTERM, it writes out whole lines only and ends by that signal (status 130 or 143).";
 
-/// Checksum large trees of files with SHA-256, in parallel, in the exact format of
-/// GNU sha256sum.
+const CHECK_HELP: &str = "\
+Examples:
+  sumpool check SHA256SUMS                     verify, as sha256sum -c
+  sumpool check --quiet --ignore-missing SHA256SUMS
+  sumpool hash -z dir > SUMS0 && sumpool check -z SUMS0
+
+Exit status:
+  0  every listed file was read and matched
+  1  a file did not match or could not be read, a list could not be read or had no valid
+     line, or (with --strict) a line was improperly formatted
+  2  usage error, or a fatal error such as stdout that cannot be written";
+
+/// Checksum large trees of files with SHA-256 (or SHA-224/384/512), in parallel, in the exact
+/// format of GNU sha256sum, and verify them later.
 #[derive(Debug, Parser)]
-#[command(name = "sumpool", version, about, after_help = EXIT_CODES, max_term_width = 100)]
+#[command(name = "sumpool", version, about, after_help = HASH_HELP, max_term_width = 100)]
 pub struct Cli {
     #[command(subcommand)]
     command: CliCommand,
@@ -33,25 +59,181 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum CliCommand {
     /// Hash files and directory trees, printing one sha256sum line per file
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = HASH_HELP)]
     Hash(HashArgs),
     /// Verify files against checksum lists, exactly like `sha256sum -c`
-    #[command(after_help = CHECK_EXIT_CODES)]
+    #[command(after_help = CHECK_HELP)]
     Check(CheckArgs),
+    /// Print a shell completion script
+    Completions {
+        /// The shell to complete for
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff)
+    Man,
 }
 
-const CHECK_EXIT_CODES: &str = "\
-Exit status:
-  0  every listed file was read and matched
-  1  a file did not match or could not be read, a list could not be read or had no valid
-     line, or (with --strict) a line was improperly formatted
-  2  usage error, or a fatal error such as stdout that cannot be written";
+/// The algorithms, as written on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum AlgorithmArg {
+    Sha224,
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+impl From<AlgorithmArg> for Algorithm {
+    fn from(arg: AlgorithmArg) -> Algorithm {
+        match arg {
+            AlgorithmArg::Sha224 => Algorithm::Sha224,
+            AlgorithmArg::Sha256 => Algorithm::Sha256,
+            AlgorithmArg::Sha384 => Algorithm::Sha384,
+            AlgorithmArg::Sha512 => Algorithm::Sha512,
+        }
+    }
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+enum FormatArg {
+    /// sha256sum-compatible text
+    #[default]
+    Text,
+    /// JSON Lines: one object per file, then a summary
+    Json,
+}
+
+/// Options shared by every subcommand that hashes.
+#[derive(Debug, Args)]
+struct PoolArgs {
+    /// Number of worker threads [default: the available parallelism]
+    #[arg(short = 'j', long, value_name = "N")]
+    jobs: Option<NonZeroUsize>,
+
+    /// Show a progress bar on stderr even when it is not a terminal
+    #[arg(long, overrides_with = "no_progress")]
+    progress: bool,
+
+    /// Never show a progress bar [default: shown when stderr is a terminal and stdout is not]
+    #[arg(long, overrides_with = "progress")]
+    no_progress: bool,
+
+    /// Print a summary on stderr at the end: counts, bytes, time, throughput
+    #[arg(short = 'v', long)]
+    verbose: bool,
+
+    /// Output format
+    #[arg(long, value_enum, default_value_t, value_name = "FORMAT")]
+    format: FormatArg,
+
+    /// Most files per batch dispatched to the pool (for benchmarking the pool)
+    #[arg(long, value_name = "N", hide = true)]
+    batch_size: Option<NonZeroUsize>,
+
+    /// Most files in flight between the walk and the output (for benchmarking the pool)
+    #[arg(long, value_name = "N", hide = true)]
+    window: Option<NonZeroUsize>,
+}
+
+impl PoolArgs {
+    fn tuning(&self) -> Tuning {
+        let default = Tuning::default();
+        Tuning {
+            batch_size: self
+                .batch_size
+                .map_or(default.batch_size, NonZeroUsize::get),
+            window: self.window.map_or(default.window, NonZeroUsize::get),
+        }
+    }
+
+    fn jobs(&self) -> usize {
+        self.jobs
+            .or_else(|| std::thread::available_parallelism().ok())
+            .map_or(1, NonZeroUsize::get)
+    }
+
+    fn progress(&self) -> ProgressMode {
+        if self.progress {
+            ProgressMode::Always
+        } else if self.no_progress {
+            ProgressMode::Never
+        } else {
+            ProgressMode::Auto
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct HashArgs {
+    /// Files and directories to hash; `-` reads standard input, as does no PATH at all
+    /// (unless --files-from is given). Directories are walked recursively, the entries of
+    /// each in byte order of their names
+    #[arg(value_name = "PATH")]
+    paths: Vec<PathBuf>,
+
+    /// Hash algorithm
+    #[arg(
+        short = 'a',
+        long,
+        value_enum,
+        default_value = "sha256",
+        value_name = "ALGORITHM"
+    )]
+    algorithm: AlgorithmArg,
+
+    /// Follow symlinks met inside directories (symlinks named as PATH are always followed)
+    #[arg(short = 'L', long)]
+    follow: bool,
+
+    /// Print BSD-style lines: SHA256 (NAME) = HEX
+    #[arg(long)]
+    tag: bool,
+
+    /// End each line with NUL instead of newline, and do not escape names
+    #[arg(short = 'z', long)]
+    zero: bool,
+
+    /// Write the manifest to FILE, atomically (a temporary file renamed into place), instead
+    /// of stdout; FILE itself is never hashed
+    #[arg(short = 'o', long, value_name = "FILE")]
+    output: Option<PathBuf>,
+
+    /// Skip entries matching GLOB, matched against the path relative to the walked argument
+    /// and against the base name; a matching directory is not entered. Repeatable
+    #[arg(long, value_name = "GLOB")]
+    exclude: Vec<String>,
+
+    /// Descend at most N levels: 1 hashes only the argument's own entries
+    #[arg(long, value_name = "N")]
+    max_depth: Option<usize>,
+
+    /// Do not descend into directories on other file systems
+    #[arg(short = 'x', long)]
+    one_file_system: bool,
+
+    /// Also hash the paths listed in FILE (`-` for stdin), one per line, after the PATHs
+    #[arg(long, value_name = "FILE")]
+    files_from: Option<PathBuf>,
+
+    /// With --files-from: paths are NUL-separated, as `find -print0` writes them
+    #[arg(short = '0', long, requires = "files_from")]
+    null: bool,
+
+    #[command(flatten)]
+    pool: PoolArgs,
+}
 
 #[derive(Debug, Args)]
 struct CheckArgs {
     /// Checksum lists (sha256sum or BSD-tagged lines); `-` or nothing reads standard input
     #[arg(value_name = "FILE")]
     lists: Vec<PathBuf>,
+
+    /// Accept only lines of this algorithm, exactly as sha256sum -c (sha512sum -c...) does
+    /// [default: each line's algorithm, from its tag or its digest length]
+    #[arg(short = 'a', long, value_enum, value_name = "ALGORITHM")]
+    algorithm: Option<AlgorithmArg>,
 
     /// Do not print OK for each successfully verified file
     #[arg(long, overrides_with_all = ["status", "warn"])]
@@ -81,88 +263,28 @@ struct CheckArgs {
     pool: PoolArgs,
 }
 
-/// Options shared by every subcommand that hashes.
-#[derive(Debug, Args)]
-struct PoolArgs {
-    /// Number of worker threads [default: the available parallelism]
-    #[arg(short = 'j', long, value_name = "N")]
-    jobs: Option<NonZeroUsize>,
-
-    /// Most files per batch dispatched to the pool (for benchmarking the pool)
-    #[arg(long, value_name = "N", hide = true)]
-    batch_size: Option<NonZeroUsize>,
-
-    /// Most files in flight between the walk and the output (for benchmarking the pool)
-    #[arg(long, value_name = "N", hide = true)]
-    window: Option<NonZeroUsize>,
-}
-
-impl PoolArgs {
-    fn tuning(&self) -> Tuning {
-        let default = Tuning::default();
-        Tuning {
-            batch_size: self
-                .batch_size
-                .map_or(default.batch_size, NonZeroUsize::get),
-            window: self.window.map_or(default.window, NonZeroUsize::get),
-        }
-    }
-}
-
-#[derive(Debug, Args)]
-struct HashArgs {
-    /// Files and directories to hash; `-` or nothing reads standard input. Directories are
-    /// walked recursively, entries in byte order of their names
-    #[arg(value_name = "PATH")]
-    paths: Vec<PathBuf>,
-
-    /// Follow symlinks met inside directories (symlinks named as PATH are always followed)
-    #[arg(short = 'L', long)]
-    follow: bool,
-
-    /// Print BSD-style lines: SHA256 (NAME) = HEX
-    #[arg(long)]
-    tag: bool,
-
-    /// End each line with NUL instead of newline, and do not escape names
-    #[arg(short = 'z', long)]
-    zero: bool,
-
-    /// Print a summary on stderr at the end: files and bytes hashed, time, throughput,
-    /// skipped symlinks and special files, failures
-    #[arg(short = 'v', long)]
-    verbose: bool,
-
-    #[command(flatten)]
-    pool: PoolArgs,
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Action {
+    /// Hash or check.
+    Run(Config),
+    /// Print a completion script for this shell.
+    Completions(clap_complete::Shell),
+    /// Print the manual page.
+    Man,
 }
 
 impl Cli {
-    /// Converts the parsed command line into a [`Config`], applying every default.
-    pub fn into_config(self) -> Config {
-        match self.command {
-            CliCommand::Hash(args) => Config {
-                jobs: jobs(&args.pool),
-                tuning: args.pool.tuning(),
-                command: Command::Hash(HashConfig {
-                    inputs: args.paths,
-                    walk: WalkOptions {
-                        follow_links: args.follow,
-                    },
-                    format: LineFormat {
-                        style: if args.tag {
-                            LineStyle::Bsd
-                        } else {
-                            LineStyle::Gnu
-                        },
-                        zero: args.zero,
-                        tag: "SHA256",
-                    },
-                    verbose: args.verbose,
-                }),
-            },
+    /// Converts the parsed command line into what to do, applying every default. A usage
+    /// error that clap cannot see (an invalid glob, options that contradict) is returned as
+    /// a clap error, so it is printed and exits like any other usage error.
+    pub fn into_action(self) -> Result<Action, clap::Error> {
+        let config = match self.command {
+            CliCommand::Completions { shell } => return Ok(Action::Completions(shell)),
+            CliCommand::Man => return Ok(Action::Man),
+            CliCommand::Hash(args) => hash_config(args)?,
             CliCommand::Check(args) => Config {
-                jobs: jobs(&args.pool),
+                jobs: args.pool.jobs(),
                 tuning: args.pool.tuning(),
                 command: Command::Check(CheckConfig {
                     lists: args.lists,
@@ -179,22 +301,99 @@ impl Cli {
                     strict: args.strict,
                     ignore_missing: args.ignore_missing,
                     zero: args.zero,
+                    algorithm: args.algorithm.map(Algorithm::from),
+                    json: args.pool.format == FormatArg::Json,
+                    verbose: args.pool.verbose,
+                    progress: args.pool.progress(),
                 }),
             },
-        }
+        };
+        Ok(Action::Run(config))
+    }
+
+    /// The clap definition, for completions and the manual page.
+    pub fn definition() -> clap::Command {
+        Cli::command()
     }
 }
 
-fn jobs(args: &PoolArgs) -> usize {
-    args.jobs
-        .or_else(|| std::thread::available_parallelism().ok())
-        .map_or(1, NonZeroUsize::get)
+fn usage_error(message: impl std::fmt::Display) -> clap::Error {
+    Cli::command().error(clap::error::ErrorKind::ArgumentConflict, message)
+}
+
+fn hash_config(args: HashArgs) -> Result<Config, clap::Error> {
+    let algorithm = Algorithm::from(args.algorithm);
+    let format = match args.pool.format {
+        FormatArg::Text => Format::Text(LineFormat {
+            style: if args.tag {
+                LineStyle::Bsd
+            } else {
+                LineStyle::Gnu
+            },
+            zero: args.zero,
+            tag: algorithm.tag(),
+        }),
+        FormatArg::Json if args.tag || args.zero => {
+            return Err(usage_error(
+                "--tag and --zero do not apply to --format json",
+            ));
+        }
+        FormatArg::Json => Format::Json,
+    };
+    let exclude = if args.exclude.is_empty() {
+        None
+    } else {
+        let exclude = Exclude::new(&args.exclude)
+            .map_err(|e| usage_error(format!("invalid --exclude pattern: {e}")))?;
+        Some(Arc::new(exclude))
+    };
+    let files_from = args.files_from.map(|list| FilesFrom {
+        list,
+        null: args.null,
+    });
+    // Like sha256sum, no PATH means standard input; a list of files replaces that default.
+    let inputs = if args.paths.is_empty() && files_from.is_none() {
+        vec![PathBuf::from("-")]
+    } else {
+        args.paths
+    };
+    Ok(Config {
+        jobs: args.pool.jobs(),
+        tuning: args.pool.tuning(),
+        command: Command::Hash(HashConfig {
+            inputs,
+            files_from,
+            walk: WalkOptions {
+                follow_links: args.follow,
+                exclude,
+                max_depth: args.max_depth,
+                one_file_system: args.one_file_system,
+                dir_handles: true,
+            },
+            format,
+            hash: HashOptions {
+                algorithm,
+                skip: Vec::new(),
+            },
+            output: args.output,
+            verbose: args.pool.verbose,
+            progress: args.pool.progress(),
+        }),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
+
+    fn config(args: &[&str]) -> Config {
+        let cli =
+            Cli::try_parse_from(std::iter::once("sumpool").chain(args.iter().copied())).unwrap();
+        match cli.into_action().unwrap() {
+            Action::Run(config) => config,
+            other => panic!("not a run: {other:?}"),
+        }
+    }
 
     #[test]
     fn clap_definition_is_valid() {
@@ -203,27 +402,39 @@ mod tests {
 
     #[test]
     fn defaults_and_flags_reach_the_config() {
-        let cli =
-            Cli::try_parse_from(["sumpool", "hash", "-j", "3", "--tag", "-z", "-L", "a"]).unwrap();
-        let config = cli.into_config();
+        let config = config(&["hash", "-j", "3", "--tag", "-z", "-L", "-a", "sha512", "a"]);
         assert_eq!(config.jobs, 3);
         let Command::Hash(hash) = config.command else {
             panic!("not hash")
         };
         assert_eq!(hash.inputs, vec![PathBuf::from("a")]);
         assert!(hash.walk.follow_links);
-        assert_eq!(hash.format.style, LineStyle::Bsd);
-        assert!(hash.format.zero);
+        assert_eq!(hash.hash.algorithm, Algorithm::Sha512);
+        let Format::Text(format) = hash.format else {
+            panic!("not text")
+        };
+        assert_eq!(format.style, LineStyle::Bsd);
+        assert!(format.zero);
+        assert_eq!(format.tag, "SHA512");
+    }
+
+    #[test]
+    fn no_path_means_stdin_unless_a_list_is_given() {
+        let Command::Hash(hash) = config(&["hash"]).command else {
+            panic!()
+        };
+        assert_eq!(hash.inputs, vec![PathBuf::from("-")]);
+        let Command::Hash(hash) = config(&["hash", "--files-from", "l"]).command else {
+            panic!()
+        };
+        assert!(hash.inputs.is_empty());
     }
 
     #[test]
     fn last_of_status_warn_quiet_wins() {
-        let verbosity = |args: &[&str]| {
-            let cli = Cli::try_parse_from(["sumpool", "check"].iter().chain(args)).unwrap();
-            match cli.into_config().command {
-                Command::Check(check) => check.verbosity,
-                Command::Hash(_) => panic!("not check"),
-            }
+        let verbosity = |args: &[&str]| match config(&[&["check"], args].concat()).command {
+            Command::Check(check) => check.verbosity,
+            Command::Hash(_) => panic!("not check"),
         };
         assert_eq!(verbosity(&[]), Verbosity::Normal);
         assert_eq!(verbosity(&["--warn", "--quiet"]), Verbosity::Quiet);
@@ -234,7 +445,13 @@ mod tests {
     }
 
     #[test]
-    fn zero_jobs_is_a_usage_error() {
+    fn usage_errors() {
         assert!(Cli::try_parse_from(["sumpool", "hash", "-j", "0"]).is_err());
+        assert!(Cli::try_parse_from(["sumpool", "hash", "-0"]).is_err());
+        let bad_glob = Cli::try_parse_from(["sumpool", "hash", "--exclude", "a[", "."]).unwrap();
+        assert!(bad_glob.into_action().is_err());
+        let json_tag =
+            Cli::try_parse_from(["sumpool", "hash", "--format", "json", "--tag"]).unwrap();
+        assert!(json_tag.into_action().is_err());
     }
 }

@@ -5,8 +5,11 @@
 
 use std::path::PathBuf;
 
+use crate::digest::Algorithm;
+use crate::hash::HashOptions;
 use crate::output::LineFormat;
 use crate::pool::Tuning;
+use crate::progress::ProgressMode;
 use crate::walk::WalkOptions;
 
 /// Everything a run needs to know.
@@ -29,17 +32,43 @@ pub enum Command {
     Check(CheckConfig),
 }
 
+/// How results are written on stdout (or to `-o`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// sha256sum-compatible lines (hash) or GNU check results (check).
+    Text(LineFormat),
+    /// JSON Lines (see `json`).
+    Json,
+}
+
+/// A list of inputs to read (`--files-from`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilesFrom {
+    /// The list file; `-` is standard input.
+    pub list: PathBuf,
+    /// Records end in NUL instead of newline (`-0`).
+    pub null: bool,
+}
+
 /// Settings of `sumpool hash`.
 #[derive(Debug, Clone)]
 pub struct HashConfig {
-    /// Paths to hash in command-line order; `-` is standard input; empty means standard input.
+    /// Paths to hash in command-line order; `-` is standard input.
     pub inputs: Vec<PathBuf>,
+    /// More inputs, read from a list after `inputs`.
+    pub files_from: Option<FilesFrom>,
     /// How directories are walked.
     pub walk: WalkOptions,
-    /// How each line is written.
-    pub format: LineFormat,
+    /// How results are written.
+    pub format: Format,
+    /// The algorithm, and files never to hash.
+    pub hash: HashOptions,
+    /// Write the manifest to this file, atomically, instead of stdout.
+    pub output: Option<PathBuf>,
     /// Print a summary of the run on stderr at the end.
     pub verbose: bool,
+    /// When to show a progress bar on stderr.
+    pub progress: ProgressMode,
 }
 
 /// Which of GNU's mutually exclusive output options is in force (the last one given wins).
@@ -69,4 +98,13 @@ pub struct CheckConfig {
     pub ignore_missing: bool,
     /// Lists are NUL-terminated records (as `sumpool hash -z` writes them).
     pub zero: bool,
+    /// Accept only lines of this algorithm, as `sha256sum -c` does; `None` takes each line's
+    /// algorithm from its tag or digest length.
+    pub algorithm: Option<Algorithm>,
+    /// Write results as JSON Lines instead of GNU's text.
+    pub json: bool,
+    /// Print a summary of the run on stderr at the end.
+    pub verbose: bool,
+    /// When to show a progress bar on stderr.
+    pub progress: ProgressMode,
 }

@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustix::fs::{FileType, OFlags, Stat};
-use sha2::{Digest as _, Sha256};
 
+use crate::digest::{Algorithm, Digest, Hasher};
 use crate::mapped::hash_mapped;
 use crate::report::{Failure, Reason};
 use crate::signals;
@@ -34,11 +34,35 @@ pub const BLOCK_SIZE: usize = 1 << 20;
 /// files 4% faster, of 64 and 160 KiB files 10% slower; the break-even lies in between.
 pub const MAP_MIN: u64 = 256 << 10;
 
-/// Length of a SHA-256 digest in bytes.
-pub const DIGEST_LEN: usize = 32;
+/// The identity of a file (device and inode), to recognise it under any name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileId {
+    /// `st_dev`.
+    pub dev: u64,
+    /// `st_ino`.
+    pub ino: u64,
+}
 
-/// A SHA-256 digest.
-pub type Digest = [u8; DIGEST_LEN];
+impl FileId {
+    /// The identity of an open file.
+    pub fn of(file: &File) -> io::Result<FileId> {
+        let stat = fstat(file)?;
+        Ok(FileId {
+            dev: stat.st_dev,
+            ino: stat.st_ino,
+        })
+    }
+}
+
+/// What to hash with, and what never to hash.
+#[derive(Debug, Clone, Default)]
+pub struct HashOptions {
+    /// The algorithm.
+    pub algorithm: Algorithm,
+    /// Files that must not be hashed whatever they are called: the manifest being written
+    /// with `-o`, which may lie inside the walked tree.
+    pub skip: Vec<FileId>,
+}
 
 /// One thing to hash.
 #[derive(Debug, Clone)]
@@ -79,7 +103,7 @@ impl Source {
 pub struct Hashed {
     /// The name to print.
     pub name: PathBuf,
-    /// The SHA-256 of the whole content.
+    /// The digest of the whole content.
     pub digest: Digest,
     /// How many bytes were read.
     pub bytes: u64,
@@ -87,17 +111,21 @@ pub struct Hashed {
 
 /// Hashes everything `reader` yields until end of input, in blocks of `buf.len()` bytes.
 /// Returns the digest and the number of bytes read.
-pub fn hash_reader(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<(Digest, u64)> {
-    let mut hasher = Sha256::new();
+pub fn hash_reader(
+    algorithm: Algorithm,
+    reader: &mut impl Read,
+    buf: &mut [u8],
+) -> io::Result<(Digest, u64)> {
+    let mut hasher = Hasher::new(algorithm);
     let total = feed(reader, buf, &mut hasher, 0)?;
-    Ok((hasher.finalize().into(), total))
+    Ok((hasher.finalize(), total))
 }
 
 /// Reads `reader` to its end into `hasher`; `total` bytes were already fed. Returns the total.
 fn feed(
     reader: &mut impl Read,
     buf: &mut [u8],
-    hasher: &mut Sha256,
+    hasher: &mut Hasher,
     mut total: u64,
 ) -> io::Result<u64> {
     loop {
@@ -118,21 +146,37 @@ fn feed(
     }
 }
 
-/// Hashes `source` with this thread's block buffer.
-pub fn hash_source(source: Source) -> Result<Hashed, Failure> {
-    let result = with_block_buffer(|buf| match &source {
-        Source::Path(path) => File::open(path)
-            .map_err(Reason::from)
-            .and_then(|f| hash_file(f, buf)),
-        Source::InDir { path, dir } => open_in(dir, path).and_then(|f| hash_file(f, buf)),
-        Source::Stdin => hash_reader(&mut io::stdin().lock(), buf).map_err(Reason::from),
+/// Hashes `source` with this thread's block buffer. `Ok(None)` means the file is one of
+/// `options.skip` and was not hashed.
+pub fn hash_source(source: Source, options: &HashOptions) -> Result<Option<Hashed>, Failure> {
+    let opened = match &source {
+        Source::Path(path) => File::open(path).map_err(Reason::from).map(Some),
+        Source::InDir { path, dir } => open_in(dir, path).map(Some),
+        Source::Stdin => Ok(None),
+    };
+    let result = opened.and_then(|file| {
+        with_block_buffer(|buf| match file {
+            Some(file) => {
+                // Only with -o: one more fstat per file, to recognise the manifest.
+                if !options.skip.is_empty() && options.skip.contains(&FileId::of(&file)?) {
+                    return Ok(None);
+                }
+                hash_file(file, buf, options.algorithm).map(Some)
+            }
+            None => Ok(Some(hash_reader(
+                options.algorithm,
+                &mut io::stdin().lock(),
+                buf,
+            )?)),
+        })
     });
     match result {
-        Ok((digest, bytes)) => Ok(Hashed {
+        Ok(Some((digest, bytes))) => Ok(Some(Hashed {
             name: source.into_name(),
             digest,
             bytes,
-        }),
+        })),
+        Ok(None) => Ok(None),
         Err(reason) => Err(Failure::new(source.into_name(), reason)),
     }
 }
@@ -146,9 +190,14 @@ fn open_in(dir: &DirHandle, path: &Path) -> Result<File, Reason> {
     Ok(File::from(fd))
 }
 
-/// Opens and hashes the file at `path`, and checks that it did not change meanwhile.
-pub fn hash_path(path: &Path, buf: &mut [u8]) -> Result<(Digest, u64), Reason> {
-    hash_file(File::open(path)?, buf)
+/// Opens and hashes the file at `path` with `algorithm`, and checks that it did not change
+/// meanwhile.
+pub fn hash_path(
+    algorithm: Algorithm,
+    path: &Path,
+    buf: &mut [u8],
+) -> Result<(Digest, u64), Reason> {
+    hash_file(File::open(path)?, buf, algorithm)
 }
 
 /// Hashes an open file, and checks that it did not change while it was read.
@@ -157,11 +206,15 @@ pub fn hash_path(path: &Path, buf: &mut [u8]) -> Result<(Digest, u64), Reason> {
 /// after the last one must agree, or the digest may mix old and new content and is refused.
 /// Files whose size reads as 0 but that have content (as in /proc) are read to the end like
 /// any other; their size and time do not move, so they hash as `sha256sum` hashes them.
-fn hash_file(mut file: File, buf: &mut [u8]) -> Result<(Digest, u64), Reason> {
+fn hash_file(
+    mut file: File,
+    buf: &mut [u8],
+    algorithm: Algorithm,
+) -> Result<(Digest, u64), Reason> {
     let before = fstat(&file)?;
     let regular = FileType::from_raw_mode(before.st_mode) == FileType::RegularFile;
     let size = before.st_size as u64;
-    let mut hasher = Sha256::new();
+    let mut hasher = Hasher::new(algorithm);
     let total = if regular && size >= MAP_MIN {
         // Bytes appended after the size was taken are not read: the size check below reports
         // the file as changed, so they could not make the digest right anyway.
@@ -191,7 +244,7 @@ fn hash_file(mut file: File, buf: &mut [u8]) -> Result<(Digest, u64), Reason> {
     if regular && changed(&before, &fstat(&file)?) {
         return Err(Reason::Changed);
     }
-    Ok((hasher.finalize().into(), total))
+    Ok((hasher.finalize(), total))
 }
 
 fn fstat(file: &File) -> io::Result<Stat> {
@@ -226,22 +279,24 @@ fn with_block_buffer<T>(f: impl FnOnce(&mut [u8]) -> T) -> T {
 mod tests {
     use super::*;
 
+    use sha2::Digest as _;
+
     fn sha256(data: &[u8]) -> Digest {
-        Sha256::digest(data).into()
+        Digest::from_bytes(&sha2::Sha256::digest(data)).unwrap()
     }
 
     #[test]
     fn published_vectors() {
         let mut buf = vec![0; 7];
-        let (empty, n) = hash_reader(&mut &b""[..], &mut buf).unwrap();
+        let (empty, n) = hash_reader(Algorithm::Sha256, &mut &b""[..], &mut buf).unwrap();
         assert_eq!(n, 0);
         assert_eq!(
-            hex::encode(empty),
+            hex::encode(empty.as_bytes()),
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
-        let (abc, _) = hash_reader(&mut &b"abc"[..], &mut buf).unwrap();
+        let (abc, _) = hash_reader(Algorithm::Sha256, &mut &b"abc"[..], &mut buf).unwrap();
         assert_eq!(
-            hex::encode(abc),
+            hex::encode(abc.as_bytes()),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
     }
@@ -250,7 +305,8 @@ mod tests {
     fn block_boundaries_do_not_change_the_digest() {
         let data: Vec<u8> = (0..10_000u32).map(|i| (i * 7 + i / 13) as u8).collect();
         for block in [1, 63, 64, 65, 4096, 20_000] {
-            let (digest, n) = hash_reader(&mut &data[..], &mut vec![0; block]).unwrap();
+            let (digest, n) =
+                hash_reader(Algorithm::Sha256, &mut &data[..], &mut vec![0; block]).unwrap();
             assert_eq!(
                 (digest, n),
                 (sha256(&data), data.len() as u64),
@@ -277,7 +333,7 @@ mod tests {
             let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
             let path = dir.path().join(format!("f{size}"));
             std::fs::write(&path, &data).unwrap();
-            let (digest, n) = hash_path(&path, &mut buf).unwrap();
+            let (digest, n) = hash_path(Algorithm::Sha256, &path, &mut buf).unwrap();
             assert_eq!((digest, n), (sha256(&data), size), "size {size}");
         }
     }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use sumpool::cli::Cli;
+use sumpool::cli::{Action, Cli};
 use sumpool::report::{EXIT_ERROR, EXIT_SUCCESS, PROGRAM, exit_code, io_reason};
 
 fn main() -> ExitCode {
@@ -17,10 +17,27 @@ fn main() -> ExitCode {
             return ExitCode::from(err.exit_code().clamp(0, 255) as u8);
         }
     };
-    let config = cli.into_config();
+    let config = match cli.into_action() {
+        Ok(Action::Run(config)) => config,
+        Ok(Action::Completions(shell)) => {
+            let mut out = io::stdout().lock();
+            clap_complete::generate(shell, &mut Cli::definition(), "sumpool", &mut out);
+            return finish_output(out.flush());
+        }
+        Ok(Action::Man) => {
+            let mut out = io::stdout().lock();
+            let rendered = clap_mangen::Man::new(Cli::definition()).render(&mut out);
+            return finish_output(rendered.and_then(|()| out.flush()));
+        }
+        Err(err) => {
+            let _ = err.print();
+            return ExitCode::from(err.exit_code().clamp(0, 255) as u8);
+        }
+    };
     sumpool::signals::install();
     let mut out = sumpool::output::stdout_writer();
-    let mut err = io::stderr().lock();
+    // Not locked for the whole run: the progress bar's ticker thread writes to stderr too.
+    let mut err = io::stderr();
     match sumpool::run(&config, &mut out, &mut err) {
         Ok(report) => match report.interrupted {
             // Whole lines are out; end the way the signal would have ended the process.
@@ -58,4 +75,20 @@ fn fatal_message(error: &anyhow::Error) -> String {
         })
         .collect();
     parts.join(": ")
+}
+
+/// The exit code after printing generated text (completions, manual page).
+fn finish_output(result: io::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => exit_code(EXIT_SUCCESS),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => exit_code(EXIT_SUCCESS),
+        Err(e) => {
+            let _ = writeln!(
+                io::stderr(),
+                "{PROGRAM}: standard output: {}",
+                io_reason(&e)
+            );
+            exit_code(EXIT_ERROR)
+        }
+    }
 }

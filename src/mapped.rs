@@ -23,7 +23,7 @@ use std::io;
 use std::sync::Once;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use sha2::{Digest as _, Sha256};
+use crate::digest::Hasher;
 
 use crate::report::Reason;
 
@@ -137,7 +137,7 @@ impl Window {
     }
 
     /// Hashes the window on this thread, catching a SIGBUS from a file that shrank.
-    fn hash_into(&self, hasher: &mut Sha256) -> Result<(), Reason> {
+    fn hash_into(&self, hasher: &mut Hasher) -> Result<(), Reason> {
         if crate::signals::stop_requested().is_some() {
             return Err(Reason::Io(io::ErrorKind::Interrupted.into()));
         }
@@ -208,7 +208,7 @@ fn cores() -> usize {
 ///
 /// Returns [`Reason::Changed`] if the file shrank while it was mapped, or an I/O error if the
 /// kernel could not provide a page for another reason.
-pub fn hash_mapped(file: &File, len: u64, hasher: &mut Sha256) -> Result<(), Reason> {
+pub fn hash_mapped(file: &File, len: u64, hasher: &mut Hasher) -> Result<(), Reason> {
     install_handler()?;
     let window = WINDOW as u64;
     let mut offsets = (0..len.div_ceil(window))
@@ -259,7 +259,7 @@ mod tests {
         // Hash as if the file still had its old length: the pages past the new end raise
         // SIGBUS, which must become a "changed" result.
         file.set_len(WINDOW as u64 / 2 + 100).unwrap();
-        let mut hasher = Sha256::new();
+        let mut hasher = Hasher::new(crate::digest::Algorithm::Sha256);
         let result = hash_mapped(&file, 3 * WINDOW as u64, &mut hasher);
         assert!(matches!(result, Err(Reason::Changed)), "{result:?}");
     }
@@ -269,8 +269,12 @@ mod tests {
         let mut file = tempfile::tempfile().unwrap();
         let data: Vec<u8> = (0..(9 * WINDOW + 12345)).map(|i| (i % 253) as u8).collect();
         file.write_all(&data).unwrap();
-        let mut hasher = Sha256::new();
-        hash_mapped(&file, data.len() as u64, &mut hasher).unwrap();
-        assert_eq!(hasher.finalize(), Sha256::digest(&data));
+        for algorithm in crate::digest::Algorithm::ALL {
+            let mut hasher = Hasher::new(algorithm);
+            hash_mapped(&file, data.len() as u64, &mut hasher).unwrap();
+            let mut whole = Hasher::new(algorithm);
+            whole.update(&data);
+            assert_eq!(hasher.finalize(), whole.finalize());
+        }
     }
 }

@@ -10,7 +10,8 @@
 //! hand-off between them: on trees of tiny files, where a file costs a few microseconds,
 //! waking a separate feeder for every result cost more than the walk itself.
 //!
-//! A batch is spawned as one job per worker; the jobs claim the batch's items one at a time.
+//! A batch is spawned as one job per worker; the jobs claim the batch's items one at a time,
+//! and post each result as soon as it exists (see [`Mailbox`] for how that stays cheap).
 //! An idle worker thus takes over the rest of a batch whose first owner is stuck in a large
 //! file: a big file never leaves the other workers idle behind it. No job ever waits for
 //! another job (rayon's `join` would let a waiting worker start further batches on top of its
@@ -31,7 +32,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 use rayon::ThreadPool;
@@ -106,8 +107,8 @@ where
     let workers = pool.current_num_threads();
     let cancelled = AtomicBool::new(false);
     let in_flight = AtomicUsize::new(0);
-    let (tx, rx) = mpsc::channel::<Vec<(u64, R)>>();
-    let (work, cancelled, in_flight, tx) = (&work, &cancelled, &in_flight, &tx);
+    let mailbox = Mailbox::default();
+    let (work, cancelled, in_flight, mailbox) = (&work, &cancelled, &in_flight, &mailbox);
 
     pool.in_place_scope(|scope| {
         let mut items = items.fuse();
@@ -141,10 +142,10 @@ where
                     }
                 }
                 if !batch.is_empty() {
-                    spawn_batch(scope, batch, workers, work, cancelled, in_flight, tx);
+                    spawn_batch(scope, batch, workers, work, cancelled, in_flight, mailbox);
                 }
                 // Print what is ready, without waiting, between batches.
-                if let Err(e) = drain(&rx, &mut pending, &mut sink, false) {
+                if let Err(e) = drain(mailbox, &mut pending, &mut sink, None) {
                     result = Err(e);
                     break;
                 }
@@ -153,7 +154,13 @@ where
                 break;
             }
             // Window full or input exhausted: wait for results.
-            if let Err(e) = drain(&rx, &mut pending, &mut sink, true) {
+            // Wake up for a good handful of results, not for each one: a result half a batch
+            // ahead arrives about when the ones before it are in, as workers go through
+            // batches in order. Only for one not received and already dispatched; else for
+            // the next one the sink needs. At worst after POLL.
+            let ahead = pending.first_missing_from(batch_size / 2);
+            let wake_at = if ahead < next_in { ahead } else { pending.next };
+            if let Err(e) = drain(mailbox, &mut pending, &mut sink, Some(wake_at)) {
                 result = Err(e);
                 break;
             }
@@ -165,32 +172,96 @@ where
     })
 }
 
-/// Hands every ready result to `sink`; if `wait`, first waits up to [`POLL`] for a message.
-/// Hands nothing once a stop was requested.
+/// Hands every ready result to `sink`; with `wait_for`, first waits up to [`POLL`] for that
+/// result to arrive. Hands nothing once a stop was requested.
 fn drain<R, E>(
-    rx: &mpsc::Receiver<Vec<(u64, R)>>,
+    mailbox: &Mailbox<R>,
     pending: &mut Reorder<R>,
     sink: &mut impl FnMut(R) -> Result<(), E>,
-    wait: bool,
+    wait_for: Option<u64>,
 ) -> Result<(), E> {
-    let mut first = if wait {
-        rx.recv_timeout(POLL).ok()
-    } else {
-        None
-    };
-    loop {
-        let Some(results) = first.take().or_else(|| rx.try_recv().ok()) else {
-            return Ok(());
+    for (seq, result) in mailbox.collect(wait_for) {
+        pending.insert(seq, result);
+    }
+    while signals::stop_requested().is_none() {
+        let Some(result) = pending.pop_ready() else {
+            break;
         };
-        for (seq, result) in results {
-            pending.insert(seq, result);
+        sink(result)?;
+    }
+    Ok(())
+}
+
+/// Where workers leave results, one at a time, for the thread that prints.
+///
+/// Each result is posted as soon as it exists, so a slow item (a huge file, a FIFO) never
+/// holds back results finished before it. The printing thread is woken only when the result
+/// it waits for arrives, not for every result: on trees of tiny files, a wake-up per file
+/// cost more than the file (the run loop asks to be woken for a result half a batch ahead).
+struct Mailbox<R> {
+    state: Mutex<MailboxState<R>>,
+    arrived: Condvar,
+}
+
+struct MailboxState<R> {
+    results: Vec<(u64, R)>,
+    /// The sequence number the printing thread waits for.
+    awaited: u64,
+    /// Whether that result is among `results`.
+    awaited_arrived: bool,
+    /// Whether the printing thread sleeps until it arrives.
+    sleeping: bool,
+}
+
+impl<R> Default for Mailbox<R> {
+    fn default() -> Self {
+        let state = MailboxState {
+            results: Vec::new(),
+            awaited: 0,
+            awaited_arrived: false,
+            sleeping: false,
+        };
+        Mailbox {
+            state: Mutex::new(state),
+            arrived: Condvar::new(),
         }
-        while signals::stop_requested().is_none() {
-            let Some(result) = pending.pop_ready() else {
-                break;
-            };
-            sink(result)?;
+    }
+}
+
+impl<R> Mailbox<R> {
+    fn post(&self, seq: u64, result: R) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.results.push((seq, result));
+        if seq == state.awaited {
+            state.awaited_arrived = true;
+            if state.sleeping {
+                self.arrived.notify_one();
+            }
         }
+    }
+
+    /// Takes every result posted so far. With `wait_for`, first sleeps (at most [`POLL`])
+    /// until that result is among them.
+    fn collect(&self, wait_for: Option<u64>) -> Vec<(u64, R)> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(awaited) = wait_for else {
+            return std::mem::take(&mut state.results);
+        };
+        if state.awaited != awaited {
+            state.awaited = awaited;
+            state.awaited_arrived = state.results.iter().any(|(seq, _)| *seq == awaited);
+        }
+        if !state.awaited_arrived {
+            state.sleeping = true;
+            state = self
+                .arrived
+                .wait_timeout(state, POLL)
+                .map(|(state, _)| state)
+                .unwrap_or_else(|poisoned| poisoned.into_inner().0);
+            state.sleeping = false;
+        }
+        state.awaited_arrived = false;
+        std::mem::take(&mut state.results)
     }
 }
 
@@ -202,7 +273,7 @@ fn spawn_batch<'scope, T, R, W>(
     work: &'scope W,
     cancelled: &'scope AtomicBool,
     in_flight: &'scope AtomicUsize,
-    tx: &'scope mpsc::Sender<Vec<(u64, R)>>,
+    mailbox: &'scope Mailbox<R>,
 ) where
     T: Send + 'scope,
     R: Send + 'scope,
@@ -217,17 +288,10 @@ fn spawn_batch<'scope, T, R, W>(
     for _ in 0..sharers {
         let shared = Arc::clone(&shared);
         scope.spawn(move |_| {
-            let mut results = Vec::new();
             while let Some((seq, item)) = shared.claim() {
                 if !cancelled.load(Ordering::Relaxed) {
-                    results.push((seq, work(item)));
+                    mailbox.post(seq, work(item));
                 }
-            }
-            // Results go back once per job, not per item: one wake-up of the printing
-            // thread per job is what keeps tiny files cheap.
-            if !results.is_empty() {
-                // The receiver is gone only when the run was abandoned.
-                let _ = tx.send(results);
             }
             if shared.sharers.fetch_sub(1, Ordering::AcqRel) == 1 {
                 in_flight.fetch_sub(1, Ordering::AcqRel);
@@ -275,6 +339,12 @@ impl<R> Reorder<R> {
             self.slots.resize_with(index + 1, || None);
         }
         self.slots[index] = Some(result);
+    }
+
+    /// The first sequence number, `offset` or more past the next one, not received yet.
+    fn first_missing_from(&self, offset: usize) -> u64 {
+        let missing = self.slots.iter().skip(offset).position(Option::is_none);
+        self.next + (offset + missing.unwrap_or(self.slots.len().saturating_sub(offset))) as u64
     }
 
     fn pop_ready(&mut self) -> Option<R> {

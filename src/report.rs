@@ -118,6 +118,8 @@ pub struct Report {
     pub skipped_symlinks: u64,
     /// FIFOs, sockets and devices met during a walk and not opened.
     pub skipped_special: u64,
+    /// Entries matching `--exclude` (a directory counts once), and the `-o` manifest.
+    pub excluded: u64,
     /// Output stopped early because the reader of stdout went away.
     pub output_closed: bool,
     /// The run was stopped by this signal; the output holds only whole lines.
@@ -157,11 +159,12 @@ impl Report {
         let plural =
             |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
         let line = format!(
-            "{PROGRAM}: {} hashed, {} in {secs:.3} s ({rate:.1} MB/s); skipped {} and {}; {} failed\n",
+            "{PROGRAM}: {} hashed, {} in {secs:.3} s ({rate:.1} MB/s); skipped {}, {}, {} excluded; {} failed\n",
             plural(self.hashed, "file", "files"),
             plural(self.bytes, "byte", "bytes"),
             plural(self.skipped_symlinks, "symlink", "symlinks"),
             plural(self.skipped_special, "special file", "special files"),
+            self.excluded,
             self.failed,
         );
         let _ = err.write_all(line.as_bytes());

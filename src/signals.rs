@@ -8,16 +8,28 @@
 //! so the shell sees the usual status (130 for Ctrl-C, 143 for SIGTERM). A second signal
 //! while stopping ends the process at once.
 
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 /// The signal that asked the run to stop, or 0.
 static STOP: AtomicI32 = AtomicI32::new(0);
 
+/// Whether a progress bar is on the terminal, so a dying process should erase its line.
+static BAR_ACTIVE: AtomicBool = AtomicBool::new(false);
+
+/// Tells the handler whether a progress bar is shown on stderr.
+pub fn set_bar_active(active: bool) {
+    BAR_ACTIVE.store(active, Ordering::SeqCst);
+}
+
 extern "C" fn on_signal(signal: libc::c_int) {
     // A second signal: the user insists; die the default way right now.
     if STOP.swap(signal, Ordering::SeqCst) != 0 {
-        // SAFETY: signal and raise are async-signal-safe.
+        const ERASE_LINE: &[u8] = b"\r\x1b[2K";
+        // SAFETY: write, signal and raise are async-signal-safe; the buffer is static.
         unsafe {
+            if BAR_ACTIVE.load(Ordering::SeqCst) {
+                libc::write(2, ERASE_LINE.as_ptr().cast(), ERASE_LINE.len());
+            }
             libc::signal(signal, libc::SIG_DFL);
             libc::raise(signal);
         }

@@ -6,11 +6,12 @@
 //! prints). Anything else named explicitly (a file, a symlink to one, a FIFO, a device) is
 //! yielded as is, so `sumpool hash <(cmd)` works.
 //!
-//! The walk decides what is *not* hashed: symlinks met inside a walk (unless `--follow`) and
+//! The walk decides what is *not* hashed: symlinks met inside a walk (unless `--follow`),
 //! FIFOs, sockets and devices met inside a walk (never opened: opening a FIFO can block
-//! forever) become [`Entry::Skipped`]; entries it cannot stat or list become
-//! [`Entry::Failed`]. Both are values in the stream, in walk order, never errors that stop it.
-//! Reading file contents is left to `hash`.
+//! forever) and entries matching `--exclude` become [`Entry::Skipped`]; entries it cannot stat
+//! or list become [`Entry::Failed`]. Both are values in the stream, in walk order, never
+//! errors that stop it. `--max-depth` and `--one-file-system` bound how far it goes. Reading
+//! file contents is left to `hash`.
 
 use std::fs;
 use std::io;
@@ -19,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use rustix::fs::{Mode, OFlags};
 use walkdir::WalkDir;
 
@@ -32,6 +34,8 @@ pub enum Skip {
     Symlink,
     /// A FIFO, socket or device file, never opened during a walk.
     Special,
+    /// A file or directory matching `--exclude` (a directory counts once, for its subtree).
+    Excluded,
 }
 
 /// One item of the walk, in output order.
@@ -46,12 +50,56 @@ pub enum Entry {
 }
 
 /// How to walk.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct WalkOptions {
     /// Follow symlinks met inside directories (`-L`). Symlinks named as inputs are always
     /// followed.
     pub follow_links: bool,
+    /// Entries not to hash, and directories not to descend into.
+    pub exclude: Option<Arc<Exclude>>,
+    /// Deepest level to go, counted like `find -maxdepth`: 1 is the argument's own entries.
+    pub max_depth: Option<usize>,
+    /// Do not descend into directories on other file systems (`-x`).
+    pub one_file_system: bool,
+    /// Open directories so files are opened relative to them (off for a walk that only
+    /// counts, so it does not take handles from the real one).
+    pub dir_handles: bool,
 }
+
+/// Compiled `--exclude` patterns.
+///
+/// As in fd, a pattern is matched against the path relative to the walked argument and
+/// against the entry's base name, so `*.tmp` excludes temporary files at any depth, while
+/// `build/*.o` only those directly in `build`. In the relative path, `*` does not cross `/`;
+/// `**` does. A pattern that matches a directory prunes its whole subtree.
+#[derive(Debug)]
+pub struct Exclude {
+    set: GlobSet,
+}
+
+impl Exclude {
+    /// Compiles `patterns`; an invalid glob is an error naming it.
+    pub fn new(patterns: &[String]) -> Result<Exclude, globset::Error> {
+        let mut builder = GlobSetBuilder::new();
+        for pattern in patterns {
+            builder.add(GlobBuilder::new(pattern).literal_separator(true).build()?);
+        }
+        Ok(Exclude {
+            set: builder.build()?,
+        })
+    }
+
+    /// Whether the entry at `relative` (to the walked argument) is excluded.
+    pub fn matches(&self, relative: &Path) -> bool {
+        self.set.is_match(relative)
+            || relative
+                .file_name()
+                .is_some_and(|name| self.set.is_match(name))
+    }
+}
+
+/// One input of a run: a path, or a failure met while reading the list of inputs.
+pub type Input = Result<PathBuf, Failure>;
 
 /// Longest path, in bytes with its terminating NUL, that the kernel opens by name.
 const PATH_MAX: usize = libc::PATH_MAX as usize;
@@ -105,28 +153,26 @@ struct OpenDir {
     handle: Option<Arc<DirHandle>>,
 }
 
-/// The stream of entries for a list of inputs. Holds one walkdir iterator at a time, so memory
-/// is bounded by the depth of the tree and the size of the largest directory, never by the
-/// number of files.
+/// The stream of entries for a stream of inputs. Holds one walkdir iterator at a time, so
+/// memory is bounded by the depth of the tree and the size of the largest directory, never by
+/// the number of files.
 pub struct Walk {
-    inputs: std::vec::IntoIter<PathBuf>,
+    inputs: Box<dyn Iterator<Item = Input>>,
     current: Option<walkdir::IntoIter>,
+    /// The argument being walked, to make paths relative for `--exclude`.
+    root: PathBuf,
     options: WalkOptions,
     /// The directories on the way down to the current entry, by depth.
     dirs: Vec<OpenDir>,
 }
 
 impl Walk {
-    /// Walks `inputs` in order; an empty list means standard input, as for `sha256sum`.
-    pub fn new(inputs: Vec<PathBuf>, options: WalkOptions) -> Walk {
-        let inputs = if inputs.is_empty() {
-            vec![PathBuf::from("-")]
-        } else {
-            inputs
-        };
+    /// Walks `inputs` in order.
+    pub fn new(inputs: impl Iterator<Item = Input> + 'static, options: WalkOptions) -> Walk {
         Walk {
-            inputs: inputs.into_iter(),
+            inputs: Box::new(inputs),
             current: None,
+            root: PathBuf::new(),
             options,
             dirs: Vec::new(),
         }
@@ -144,12 +190,15 @@ impl Walk {
                 let walker = WalkDir::new(&input)
                     .follow_links(self.options.follow_links)
                     .follow_root_links(true)
+                    .same_file_system(self.options.one_file_system)
+                    .max_depth(self.options.max_depth.unwrap_or(usize::MAX))
                     .min_depth(1)
                     // Siblings share their parent's path, so comparing whole paths byte by
                     // byte orders them by name; it avoids re-parsing both paths into
                     // components at every comparison, as comparing `file_name()`s does.
                     .sort_by(|a, b| a.path().as_os_str().cmp(b.path().as_os_str()));
                 self.current = Some(walker.into_iter());
+                self.root = input;
                 self.dirs.clear();
                 self.dirs.push(OpenDir {
                     tried: false,
@@ -166,6 +215,9 @@ impl Walk {
     /// The handle of the directory holding the file at `path`, found at `depth`, opening it
     /// on first use.
     fn parent_handle(&mut self, depth: usize, path: &Path) -> Option<Arc<DirHandle>> {
+        if !self.options.dir_handles {
+            return None;
+        }
         let slot = self.dirs.get_mut(depth.checked_sub(1)?)?;
         if !slot.tried {
             slot.tried = true;
@@ -185,6 +237,18 @@ impl Iterator for Walk {
                     Some(Ok(entry)) => {
                         let kind = entry.file_type();
                         let depth = entry.depth();
+                        if let Some(exclude) = &self.options.exclude {
+                            let relative = entry
+                                .path()
+                                .strip_prefix(&self.root)
+                                .unwrap_or(entry.path());
+                            if exclude.matches(relative) {
+                                if kind.is_dir() {
+                                    walker.skip_current_dir();
+                                }
+                                return Some(Entry::Skipped(Skip::Excluded));
+                            }
+                        }
                         if kind.is_dir() {
                             // Entries deeper than this directory's parent are done with.
                             self.dirs.truncate(depth);
@@ -217,9 +281,13 @@ impl Iterator for Walk {
                     None => self.current = None,
                 }
             }
-            let input = self.inputs.next()?;
-            if let Some(entry) = self.start_input(input) {
-                return Some(entry);
+            match self.inputs.next()? {
+                Ok(input) => {
+                    if let Some(entry) = self.start_input(input) {
+                        return Some(entry);
+                    }
+                }
+                Err(failure) => return Some(Entry::Failed(failure)),
             }
         }
     }
@@ -236,4 +304,45 @@ fn walk_failure(err: walkdir::Error) -> Failure {
         .into_io_error()
         .unwrap_or_else(|| io::Error::other("unreadable directory entry"));
     Failure::new(path, io_err)
+}
+
+/// The inputs listed in `list` (`-` for standard input), one per line, or one per NUL-ended
+/// record with `null` (as `find -print0` writes them). Read as a stream, record by record.
+/// Empty records are ignored; a line keeps every byte but its newline, so names with spaces,
+/// tabs or a carriage return at the end come through unchanged.
+pub fn list_inputs(list: &Path, null: bool) -> io::Result<impl Iterator<Item = Input> + 'static> {
+    let reader: Box<dyn io::Read> = if list.as_os_str() == "-" {
+        Box::new(io::stdin())
+    } else {
+        Box::new(fs::File::open(list)?)
+    };
+    let delim = if null { b'\0' } else { b'\n' };
+    let mut records = crate::records::RecordReader::new(reader, delim);
+    let list = list.to_path_buf();
+    let mut buf = Vec::new();
+    let mut done = false;
+    Ok(std::iter::from_fn(move || {
+        while !done {
+            match records.next_record(&mut buf) {
+                Ok(None) => return None,
+                Ok(Some(crate::records::Record::TooLong)) => {
+                    let too_long = io::Error::from_raw_os_error(libc::ENAMETOOLONG);
+                    return Some(Err(Failure::new(list.clone(), too_long)));
+                }
+                Ok(Some(crate::records::Record::Complete)) => {
+                    let name = buf.strip_suffix(&[delim]).unwrap_or(&buf);
+                    if !name.is_empty() {
+                        let name =
+                            <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(name);
+                        return Some(Ok(PathBuf::from(name)));
+                    }
+                }
+                Err(err) => {
+                    done = true;
+                    return Some(Err(Failure::new(list.clone(), err)));
+                }
+            }
+        }
+        None
+    }))
 }

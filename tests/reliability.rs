@@ -53,8 +53,9 @@ fn parse_lines(stdout: &[u8]) -> Vec<(Vec<u8>, String)> {
     out
 }
 
-/// The numbers of the `-v` summary line: (hashed, skipped symlinks, skipped special, failed).
-fn verbose_counts(run: &Run) -> (u64, u64, u64, u64) {
+/// The numbers of the `-v` summary line:
+/// (hashed, skipped symlinks, skipped special, excluded, failed).
+fn verbose_counts(run: &Run) -> (u64, u64, u64, u64, u64) {
     let text = run.stderr_text();
     let line = text
         .lines()
@@ -65,9 +66,9 @@ fn verbose_counts(run: &Run) -> (u64, u64, u64, u64) {
         .filter(|w| !w.is_empty() && !w.contains('.'))
         .filter_map(|w| w.parse().ok())
         .collect();
-    // hashed, bytes, symlinks, special, failed (time and rate hold a '.').
-    assert_eq!(numbers.len(), 5, "unexpected -v line {line:?}");
-    (numbers[0], numbers[2], numbers[3], numbers[4])
+    // hashed, bytes, symlinks, special, excluded, failed (time and rate hold a '.').
+    assert_eq!(numbers.len(), 6, "unexpected -v line {line:?}");
+    (numbers[0], numbers[2], numbers[3], numbers[4], numbers[5])
 }
 
 /// Failure messages on stderr: every line but the WARNING summary and the -v line.
@@ -172,7 +173,7 @@ fn nothing_is_lost_while_another_thread_changes_the_tree() {
                 run.describe()
             );
         }
-        let (hashed, _symlinks, _special, failed) = verbose_counts(&run);
+        let (hashed, _symlinks, _special, _excluded, failed) = verbose_counts(&run);
         assert_eq!(hashed as usize, lines.len(), "{}", run.describe());
         assert_eq!(failed as usize, failures.len(), "{}", run.describe());
         assert_eq!(
@@ -316,7 +317,7 @@ fn special_files_and_loops_in_a_walk_never_hang_and_are_counted() {
     let special = if made_device { 3 } else { 2 };
     assert_eq!(
         verbose_counts(&run),
-        (3, 2, special, 1),
+        (3, 2, special, 0, 1),
         "{}",
         run.describe()
     );

@@ -7,10 +7,11 @@
 
 use libfuzzer_sys::fuzz_target;
 use sumpool::check::{Layout, parse_line, trim_record};
+use sumpool::digest::Algorithm;
 use sumpool::output::{LineFormat, LineStyle, format_line};
 
 fuzz_target!(|data: &[u8]| {
-    // The first byte picks the list kind and the layout state the line is parsed in.
+    // The first byte picks the list kind, the layout state and the accepted algorithm.
     let Some((&mode, rest)) = data.split_first() else { return };
     let zero = mode & 1 == 1;
     let mut layout = match (mode >> 1) % 3 {
@@ -18,8 +19,26 @@ fuzz_target!(|data: &[u8]| {
         1 => Layout::Standard,
         _ => Layout::Reversed,
     };
-    let Some(line) = trim_record(rest, zero) else { return };
-    let Ok(entry) = parse_line(line, &mut layout) else { return };
+    let only = match (mode >> 3) % 5 {
+        0 => None,
+        n => Some(Algorithm::ALL[n as usize - 1]),
+    };
+    // A record ends at its first delimiter, as the list reader cuts it.
+    let delim = if zero { b'\0' } else { b'\n' };
+    let record = match rest.iter().position(|&b| b == delim) {
+        Some(end) => &rest[..=end],
+        None => rest,
+    };
+    let Some(line) = trim_record(record, zero) else { return };
+    let Ok(entry) = parse_line(line, &mut layout, only) else { return };
+    if let Some(only) = only {
+        assert_eq!(entry.algorithm, only);
+    }
+    assert_eq!(entry.digest.as_bytes().len(), entry.algorithm.digest_len());
+    // `check` refuses lines holding NUL before parsing them; no file name holds one.
+    if entry.name.contains(&0) {
+        return;
+    }
 
     // What was accepted, written back as `hash` writes it and parsed again, is the same entry.
     // (An empty name, possible in BSD lines, cannot be written as an untagged line.)
@@ -27,16 +46,12 @@ fuzz_target!(|data: &[u8]| {
         if entry.name.is_empty() && style == LineStyle::Gnu {
             continue;
         }
-        // A NUL-terminated record cannot carry a NUL; a newline record escapes what it must.
-        if zero && entry.name.contains(&0) {
-            continue;
-        }
-        let format = LineFormat { style, zero, tag: "SHA256" };
+        let format = LineFormat { style, zero, tag: entry.algorithm.tag() };
         let mut written = Vec::new();
-        format_line(&mut written, &format, &entry.digest, &entry.name);
+        format_line(&mut written, &format, entry.digest.as_bytes(), &entry.name);
         let trimmed = trim_record(&written, zero).expect("a written line is never blank");
         let mut fresh = Layout::Undecided;
-        let again = parse_line(trimmed, &mut fresh).expect("a written line parses");
+        let again = parse_line(trimmed, &mut fresh, None).expect("a written line parses");
         assert_eq!(again, entry);
     }
 });

@@ -1,0 +1,250 @@
+//! `--format json`: one JSON object per line (JSON Lines) on stdout.
+//!
+//! `hash` writes one object per file (`"type":"file"`), one per failure (`"type":"failure"`)
+//! and a final summary (`"type":"summary"`). `check` writes one object per listed file in list
+//! order (`"type":"check"`, with `"status"` OK, FAILED, unreadable or missing), one per
+//! improperly formatted line (`"type":"bad_line"`) and a final summary.
+//!
+//! Paths are bytes on Unix and JSON strings are Unicode, so a path is an object, as ripgrep's
+//! JSON output does it: `{"text":"dir/name"}` when the path is valid UTF-8, and
+//! `{"bytes":"<base64>"}` (standard alphabet, padded) when it is not. No path is ever made
+//! lossy. Diagnostics still go to stderr as text; the exit status is the same as without
+//! `--format json`.
+
+use std::io::{self, Write};
+use std::path::Path;
+
+use base64::Engine as _;
+use serde::Serialize;
+
+use crate::digest::{Algorithm, Digest};
+use crate::output::path_bytes;
+use crate::report::{Failure, Reason};
+
+/// A path, lossless: text when it is UTF-8, base64 bytes when it is not.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JsonPath {
+    /// The path as a UTF-8 string.
+    Text(String),
+    /// The path's bytes, base64-encoded.
+    Bytes(String),
+}
+
+impl JsonPath {
+    /// The JSON form of `bytes`.
+    pub fn new(bytes: &[u8]) -> JsonPath {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => JsonPath::Text(text.to_owned()),
+            Err(_) => JsonPath::Bytes(base64::engine::general_purpose::STANDARD.encode(bytes)),
+        }
+    }
+
+    /// The JSON form of `path`.
+    pub fn of(path: &Path) -> JsonPath {
+        JsonPath::new(path_bytes(path))
+    }
+}
+
+/// Writes `value` as one line.
+fn write_line(out: &mut dyn Write, value: &impl Serialize) -> io::Result<()> {
+    let mut line = serde_json::to_vec(value).map_err(io::Error::other)?;
+    line.push(b'\n');
+    out.write_all(&line)
+}
+
+/// `{"type":"file",...}`: one hashed file.
+pub fn write_file(
+    out: &mut dyn Write,
+    path: &Path,
+    algorithm: Algorithm,
+    digest: &Digest,
+    size: u64,
+) -> io::Result<()> {
+    #[derive(Serialize)]
+    struct File<'a> {
+        r#type: &'static str,
+        path: JsonPath,
+        algorithm: &'a str,
+        digest: String,
+        size: u64,
+    }
+    let algorithm = algorithm.to_string();
+    write_line(
+        out,
+        &File {
+            r#type: "file",
+            path: JsonPath::of(path),
+            algorithm: &algorithm,
+            digest: hex::encode(digest.as_bytes()),
+            size,
+        },
+    )
+}
+
+/// The short, stable name of a failure's kind.
+pub fn failure_kind(reason: &Reason) -> &'static str {
+    match reason {
+        Reason::Changed => "changed",
+        Reason::Loop { .. } => "loop",
+        Reason::Io(err) => match err.kind() {
+            io::ErrorKind::NotFound => "not_found",
+            io::ErrorKind::PermissionDenied => "permission_denied",
+            _ if err.raw_os_error() == Some(libc::ENAMETOOLONG) => "name_too_long",
+            _ => "io",
+        },
+    }
+}
+
+/// `{"type":"failure",...}`: one path that could not be hashed.
+pub fn write_failure(out: &mut dyn Write, failure: &Failure) -> io::Result<()> {
+    #[derive(Serialize)]
+    struct FailureLine {
+        r#type: &'static str,
+        path: JsonPath,
+        kind: &'static str,
+        message: String,
+    }
+    write_line(
+        out,
+        &FailureLine {
+            r#type: "failure",
+            path: JsonPath::of(&failure.path),
+            kind: failure_kind(&failure.reason),
+            message: failure.reason.to_string(),
+        },
+    )
+}
+
+/// The final object of a `hash` run.
+#[derive(Debug, Serialize)]
+pub struct HashSummary {
+    /// Files hashed.
+    pub files: u64,
+    /// Bytes hashed.
+    pub bytes: u64,
+    /// Paths that failed.
+    pub failed: u64,
+    /// Symlinks not followed.
+    pub skipped_symlinks: u64,
+    /// FIFOs, sockets and devices not opened.
+    pub skipped_special: u64,
+    /// Entries excluded by `--exclude` (and the manifest written with `-o`).
+    pub excluded: u64,
+    /// Wall time of the run.
+    pub seconds: f64,
+}
+
+/// `{"type":"summary",...}` for `hash`.
+pub fn write_hash_summary(out: &mut dyn Write, summary: &HashSummary) -> io::Result<()> {
+    #[derive(Serialize)]
+    struct Line<'a> {
+        r#type: &'static str,
+        #[serde(flatten)]
+        summary: &'a HashSummary,
+    }
+    write_line(
+        out,
+        &Line {
+            r#type: "summary",
+            summary,
+        },
+    )
+}
+
+/// `{"type":"check",...}`: the verdict on one listed file.
+pub fn write_check(
+    out: &mut dyn Write,
+    name: &[u8],
+    algorithm: Option<Algorithm>,
+    status: &str,
+    message: Option<String>,
+) -> io::Result<()> {
+    #[derive(Serialize)]
+    struct Check<'a> {
+        r#type: &'static str,
+        path: JsonPath,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        algorithm: Option<String>,
+        status: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    }
+    write_line(
+        out,
+        &Check {
+            r#type: "check",
+            path: JsonPath::new(name),
+            algorithm: algorithm.map(|a| a.to_string()),
+            status,
+            message,
+        },
+    )
+}
+
+/// `{"type":"bad_line",...}`: an improperly formatted line of a list.
+pub fn write_bad_line(out: &mut dyn Write, list: &Path, line: u64) -> io::Result<()> {
+    #[derive(Serialize)]
+    struct BadLine {
+        r#type: &'static str,
+        list: JsonPath,
+        line: u64,
+    }
+    write_line(
+        out,
+        &BadLine {
+            r#type: "bad_line",
+            list: JsonPath::of(list),
+            line,
+        },
+    )
+}
+
+/// The final object of a `check` run.
+#[derive(Debug, Default, Serialize)]
+pub struct CheckSummary {
+    /// Files that matched.
+    pub ok: u64,
+    /// Files that did not match.
+    pub failed: u64,
+    /// Files that could not be read.
+    pub unreadable: u64,
+    /// Files missing and ignored (`--ignore-missing`).
+    pub missing: u64,
+    /// Improperly formatted lines.
+    pub improperly_formatted: u64,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Wall time of the run.
+    pub seconds: f64,
+}
+
+/// `{"type":"summary",...}` for `check`.
+pub fn write_check_summary(out: &mut dyn Write, summary: &CheckSummary) -> io::Result<()> {
+    #[derive(Serialize)]
+    struct Line<'a> {
+        r#type: &'static str,
+        #[serde(flatten)]
+        summary: &'a CheckSummary,
+    }
+    write_line(
+        out,
+        &Line {
+            r#type: "summary",
+            summary,
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_lossless() {
+        let text = serde_json::to_string(&JsonPath::new(b"a\"b")).unwrap();
+        assert_eq!(text, r#"{"text":"a\"b"}"#);
+        let bytes = serde_json::to_string(&JsonPath::new(b"\xff\xfe")).unwrap();
+        assert_eq!(bytes, r#"{"bytes":"//4="}"#);
+    }
+}
