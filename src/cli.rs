@@ -10,13 +10,16 @@ use std::sync::Arc;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
-use crate::config::{CheckConfig, Command, Config, FilesFrom, Format, HashConfig, Verbosity};
+use crate::audit::AuditConfig;
+use crate::config::{
+    CheckConfig, Command, Config, FilesFrom, Format, HashConfig, MergeConfig, Verbosity,
+};
 use crate::digest::Algorithm;
 use crate::hash::HashOptions;
 use crate::output::{LineFormat, LineStyle};
 use crate::pool::Tuning;
 use crate::progress::ProgressMode;
-use crate::walk::{Exclude, WalkOptions};
+use crate::walk::{Exclude, Shard, WalkOptions};
 
 const HASH_HELP: &str = "\
 Examples:
@@ -47,6 +50,32 @@ Exit status:
      line, or (with --strict) a line was improperly formatted
   2  usage error, or a fatal error such as stdout that cannot be written";
 
+const AUDIT_HELP: &str = "\
+Examples:
+  sumpool audit SHA256SUMS                     compare the current directory with SHA256SUMS
+  sumpool audit SHA256SUMS data                only the data/... lines, against the data tree
+  sumpool audit --format json SHA256SUMS | jq 'select(.type == \"moved\")'
+
+A file is unchanged, changed (another digest), missing (listed, not on disk), new (on disk,
+not listed), or moved (a listed path that is gone, whose digest now appears at a path that is
+not listed; a copy whose original is still there is new). A leading ./ is ignored.
+
+Exit status:
+  0  the tree matches the manifest
+  1  any difference, a file that could not be read, or an improperly formatted line
+  2  usage error, or a fatal error such as a manifest that cannot be opened";
+
+const MERGE_HELP: &str = "\
+Examples:
+  for k in 1 2 3; do sumpool hash --shard $k/3 data > part$k; done
+  sumpool merge part3 part1 part2 > SHA256SUMS   same bytes as: sumpool hash data
+
+The shard manifests are read as streams, one line of each at a time.
+
+Exit status:
+  0  merged
+  2  usage error, or an input that is not a manifest in walk order";
+
 /// Checksum large trees of files with SHA-256 (or SHA-224/384/512), in parallel, in the exact
 /// format of GNU sha256sum, and verify them later.
 #[derive(Debug, Parser)]
@@ -64,6 +93,12 @@ enum CliCommand {
     /// Verify files against checksum lists, exactly like `sha256sum -c`
     #[command(after_help = CHECK_HELP)]
     Check(CheckArgs),
+    /// Compare a tree with a manifest: changed, moved, new and missing files
+    #[command(after_help = AUDIT_HELP)]
+    Audit(AuditArgs),
+    /// Merge shard manifests (hash --shard) into the manifest one run would print
+    #[command(after_help = MERGE_HELP)]
+    Merge(MergeArgs),
     /// Print a shell completion script
     Completions {
         /// The shell to complete for
@@ -220,6 +255,12 @@ struct HashArgs {
     #[arg(short = '0', long, requires = "files_from")]
     null: bool,
 
+    /// Hash only shard K of N (K from 1 to N): the files whose path, relative to the walked
+    /// argument, falls in part K by a stable hash. The N shards are disjoint and cover the
+    /// tree; `sumpool merge` puts their manifests back together
+    #[arg(long, value_name = "K/N", value_parser = parse_shard)]
+    shard: Option<Shard>,
+
     #[command(flatten)]
     pool: PoolArgs,
 }
@@ -263,11 +304,66 @@ struct CheckArgs {
     pool: PoolArgs,
 }
 
+#[derive(Debug, Args)]
+struct AuditArgs {
+    /// The manifest to compare with (sha256sum or BSD-tagged lines; `-` for stdin)
+    #[arg(value_name = "MANIFEST")]
+    manifest: PathBuf,
+
+    /// Trees to compare [default: .]
+    #[arg(value_name = "PATH")]
+    paths: Vec<PathBuf>,
+
+    /// The manifest's algorithm
+    #[arg(
+        short = 'a',
+        long,
+        value_enum,
+        default_value = "sha256",
+        value_name = "ALGORITHM"
+    )]
+    algorithm: AlgorithmArg,
+
+    /// The manifest's lines end in NUL (hash -z)
+    #[arg(short = 'z', long)]
+    zero: bool,
+
+    /// Follow symlinks met inside directories
+    #[arg(short = 'L', long)]
+    follow: bool,
+
+    /// Skip entries matching GLOB, as for hash; their manifest lines are not reported missing
+    #[arg(long, value_name = "GLOB")]
+    exclude: Vec<String>,
+
+    /// Descend at most N levels, as for hash
+    #[arg(long, value_name = "N")]
+    max_depth: Option<usize>,
+
+    /// Do not descend into directories on other file systems
+    #[arg(short = 'x', long)]
+    one_file_system: bool,
+
+    #[command(flatten)]
+    pool: PoolArgs,
+}
+
+#[derive(Debug, Args)]
+struct MergeArgs {
+    /// Shard manifests, in any order (`-` for stdin)
+    #[arg(value_name = "FILE", required = true)]
+    inputs: Vec<PathBuf>,
+
+    /// The manifests' lines end in NUL (hash -z)
+    #[arg(short = 'z', long)]
+    zero: bool,
+}
+
 /// What the command line asks for.
 #[derive(Debug)]
 pub enum Action {
-    /// Hash or check.
-    Run(Config),
+    /// Hash, check, audit or merge.
+    Run(Box<Config>),
     /// Print a completion script for this shell.
     Completions(clap_complete::Shell),
     /// Print the manual page.
@@ -283,6 +379,15 @@ impl Cli {
             CliCommand::Completions { shell } => return Ok(Action::Completions(shell)),
             CliCommand::Man => return Ok(Action::Man),
             CliCommand::Hash(args) => hash_config(args)?,
+            CliCommand::Audit(args) => audit_config(args)?,
+            CliCommand::Merge(args) => Config {
+                jobs: 1,
+                tuning: Tuning::default(),
+                command: Command::Merge(MergeConfig {
+                    inputs: args.inputs,
+                    zero: args.zero,
+                }),
+            },
             CliCommand::Check(args) => Config {
                 jobs: args.pool.jobs(),
                 tuning: args.pool.tuning(),
@@ -308,7 +413,7 @@ impl Cli {
                 }),
             },
         };
-        Ok(Action::Run(config))
+        Ok(Action::Run(Box::new(config)))
     }
 
     /// The clap definition, for completions and the manual page.
@@ -317,8 +422,64 @@ impl Cli {
     }
 }
 
+/// Parses `K/N` with 1 <= K <= N.
+fn parse_shard(text: &str) -> Result<Shard, String> {
+    let (index, count) = text.split_once('/').ok_or("expected K/N, such as 2/8")?;
+    let index: u64 = index
+        .trim()
+        .parse()
+        .map_err(|_| format!("{index:?} is not a number"))?;
+    let count: u64 = count
+        .trim()
+        .parse()
+        .map_err(|_| format!("{count:?} is not a number"))?;
+    if count == 0 || index == 0 || index > count {
+        return Err(format!(
+            "K must be from 1 to N, and N at least 1 (got {index}/{count})"
+        ));
+    }
+    Ok(Shard { index, count })
+}
+
 fn usage_error(message: impl std::fmt::Display) -> clap::Error {
     Cli::command().error(clap::error::ErrorKind::ArgumentConflict, message)
+}
+
+fn exclude(patterns: &[String]) -> Result<Option<Arc<Exclude>>, clap::Error> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let exclude = Exclude::new(patterns)
+        .map_err(|e| usage_error(format!("invalid --exclude pattern: {e}")))?;
+    Ok(Some(Arc::new(exclude)))
+}
+
+fn audit_config(args: AuditArgs) -> Result<Config, clap::Error> {
+    let inputs = if args.paths.is_empty() {
+        vec![PathBuf::from(".")]
+    } else {
+        args.paths
+    };
+    Ok(Config {
+        jobs: args.pool.jobs(),
+        tuning: args.pool.tuning(),
+        command: Command::Audit(AuditConfig {
+            manifest: args.manifest,
+            inputs,
+            walk: WalkOptions {
+                follow_links: args.follow,
+                exclude: exclude(&args.exclude)?,
+                max_depth: args.max_depth,
+                one_file_system: args.one_file_system,
+                dir_handles: true,
+                shard: None,
+            },
+            algorithm: Algorithm::from(args.algorithm),
+            zero: args.zero,
+            json: args.pool.format == FormatArg::Json,
+            progress: args.pool.progress(),
+        }),
+    })
 }
 
 fn hash_config(args: HashArgs) -> Result<Config, clap::Error> {
@@ -340,13 +501,7 @@ fn hash_config(args: HashArgs) -> Result<Config, clap::Error> {
         }
         FormatArg::Json => Format::Json,
     };
-    let exclude = if args.exclude.is_empty() {
-        None
-    } else {
-        let exclude = Exclude::new(&args.exclude)
-            .map_err(|e| usage_error(format!("invalid --exclude pattern: {e}")))?;
-        Some(Arc::new(exclude))
-    };
+    let exclude = exclude(&args.exclude)?;
     let files_from = args.files_from.map(|list| FilesFrom {
         list,
         null: args.null,
@@ -369,6 +524,7 @@ fn hash_config(args: HashArgs) -> Result<Config, clap::Error> {
                 max_depth: args.max_depth,
                 one_file_system: args.one_file_system,
                 dir_handles: true,
+                shard: args.shard,
             },
             format,
             hash: HashOptions {
@@ -390,7 +546,7 @@ mod tests {
         let cli =
             Cli::try_parse_from(std::iter::once("sumpool").chain(args.iter().copied())).unwrap();
         match cli.into_action().unwrap() {
-            Action::Run(config) => config,
+            Action::Run(config) => *config,
             other => panic!("not a run: {other:?}"),
         }
     }
@@ -434,7 +590,7 @@ mod tests {
     fn last_of_status_warn_quiet_wins() {
         let verbosity = |args: &[&str]| match config(&[&["check"], args].concat()).command {
             Command::Check(check) => check.verbosity,
-            Command::Hash(_) => panic!("not check"),
+            _ => panic!("not check"),
         };
         assert_eq!(verbosity(&[]), Verbosity::Normal);
         assert_eq!(verbosity(&["--warn", "--quiet"]), Verbosity::Quiet);
@@ -442,6 +598,15 @@ mod tests {
         assert_eq!(verbosity(&["--status", "-w"]), Verbosity::Warn);
         assert_eq!(verbosity(&["-w", "--status"]), Verbosity::Status);
         assert_eq!(verbosity(&["--status", "--quiet"]), Verbosity::Quiet);
+    }
+
+    #[test]
+    fn shard_values() {
+        assert_eq!(parse_shard("2/5"), Ok(Shard { index: 2, count: 5 }));
+        assert_eq!(parse_shard("1/1"), Ok(Shard { index: 1, count: 1 }));
+        for bad in ["0/3", "4/3", "1/0", "x/2", "2", "-1/3", "1/3/4"] {
+            assert!(parse_shard(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -30,6 +30,19 @@ pub enum Command {
     Hash(HashConfig),
     /// Verify files against checksum lists.
     Check(CheckConfig),
+    /// Compare a tree with a manifest.
+    Audit(crate::audit::AuditConfig),
+    /// Merge shard manifests.
+    Merge(MergeConfig),
+}
+
+/// Settings of `sumpool merge`.
+#[derive(Debug, Clone)]
+pub struct MergeConfig {
+    /// The shard manifests, in any order.
+    pub inputs: Vec<PathBuf>,
+    /// Their lines end in NUL (`hash -z`).
+    pub zero: bool,
 }
 
 /// How results are written on stdout (or to `-o`).

@@ -8,6 +8,7 @@
 //! back in order, and the calling thread alone writes lines with [`output`] and failures with
 //! [`report`].
 
+pub mod audit;
 pub mod check;
 pub mod cli;
 pub mod config;
@@ -16,6 +17,7 @@ pub mod hash;
 pub mod json;
 pub mod manifest;
 pub mod mapped;
+pub mod merge;
 pub mod output;
 pub mod pool;
 pub mod progress;
@@ -45,6 +47,16 @@ pub fn run(config: &Config, out: &mut dyn Write, err: &mut dyn Write) -> anyhow:
         .context("cannot start worker threads")?;
     match &config.command {
         Command::Hash(hash) => manifest::run(config, hash, &pool, out, err),
+        Command::Audit(audit) => audit::run(config, audit, &pool, out, err),
+        Command::Merge(merge) => {
+            let mut report = Report::default();
+            match merge::run_merge(&merge.inputs, merge.zero, out) {
+                Ok(()) => {}
+                Err(e) if is_broken_pipe(&e) => report.output_closed = true,
+                Err(e) => return Err(e),
+            }
+            Ok(report)
+        }
         Command::Check(check) => {
             let mut report = Report::default();
             match check::run_check(check, &pool, config.tuning, out, err) {
@@ -58,4 +70,13 @@ pub fn run(config: &Config, out: &mut dyn Write, err: &mut dyn Write) -> anyhow:
             Ok(report)
         }
     }
+}
+
+/// Whether any cause of `error` is a write into a pipe whose reader has gone.
+pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    })
 }

@@ -18,7 +18,7 @@ fn main() -> ExitCode {
         }
     };
     let config = match cli.into_action() {
-        Ok(Action::Run(config)) => config,
+        Ok(Action::Run(config)) => *config,
         Ok(Action::Completions(shell)) => {
             let mut out = io::stdout().lock();
             clap_complete::generate(shell, &mut Cli::definition(), "sumpool", &mut out);
@@ -47,22 +47,12 @@ fn main() -> ExitCode {
             }
             None => exit_code(report.exit_code()),
         },
-        Err(error) if is_broken_pipe(&error) => exit_code(EXIT_SUCCESS),
+        Err(error) if sumpool::is_broken_pipe(&error) => exit_code(EXIT_SUCCESS),
         Err(error) => {
             let _ = writeln!(err, "{PROGRAM}: {}", fatal_message(&error));
             exit_code(EXIT_ERROR)
         }
     }
-}
-
-/// Whether the error comes from writing into a pipe whose reader has gone: not worth a
-/// message, the reader asked for no more (ripgrep treats it the same way).
-fn is_broken_pipe(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| {
-        cause
-            .downcast_ref::<io::Error>()
-            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
-    })
 }
 
 /// `context: cause: cause`, with OS errors worded as GNU tools word them.

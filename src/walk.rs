@@ -34,7 +34,8 @@ pub enum Skip {
     Symlink,
     /// A FIFO, socket or device file, never opened during a walk.
     Special,
-    /// A file or directory matching `--exclude` (a directory counts once, for its subtree).
+    /// A file or directory matching `--exclude` (a directory counts once, for its subtree), or
+    /// a file of another shard.
     Excluded,
 }
 
@@ -64,6 +65,31 @@ pub struct WalkOptions {
     /// Open directories so files are opened relative to them (off for a walk that only
     /// counts, so it does not take handles from the real one).
     pub dir_handles: bool,
+    /// Only the files of this shard (`--shard K/N`).
+    pub shard: Option<Shard>,
+}
+
+/// One of N disjoint parts of a tree, chosen by a stable hash of each file's path relative to
+/// the walked argument, so every machine and every run agrees on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// Which part, from 1 to `count`.
+    pub index: u64,
+    /// How many parts.
+    pub count: u64,
+}
+
+impl Shard {
+    /// Whether the file at `relative` (to the walked argument) is in this shard. The hash is
+    /// the first 8 bytes of SHA-256 over the path's bytes: the same on every platform and in
+    /// every version, unlike a hasher seeded per process.
+    pub fn contains(&self, relative: &Path) -> bool {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(crate::output::path_bytes(relative));
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        u64::from_be_bytes(first) % self.count + 1 == self.index
+    }
 }
 
 /// Compiled `--exclude` patterns.
@@ -181,6 +207,10 @@ impl Walk {
     /// Classifies one input named on the command line, starting a directory walk if needed.
     fn start_input(&mut self, input: PathBuf) -> Option<Entry> {
         if input.as_os_str() == "-" {
+            // Standard input has no path: it belongs to the first shard.
+            if self.options.shard.is_some_and(|shard| shard.index != 1) {
+                return Some(Entry::Skipped(Skip::Excluded));
+            }
             return Some(Entry::Hash(Source::Stdin));
         }
         // `metadata` follows symlinks: a link named on the command line counts as its target.
@@ -205,6 +235,14 @@ impl Walk {
                     handle: None,
                 });
                 None
+            }
+            Ok(_)
+                if self
+                    .options
+                    .shard
+                    .is_some_and(|shard| !shard.contains(&input)) =>
+            {
+                Some(Entry::Skipped(Skip::Excluded))
             }
             Ok(_) => Some(Entry::Hash(Source::Path(input))),
         }
@@ -257,6 +295,15 @@ impl Iterator for Walk {
                                 handle: None,
                             });
                             continue;
+                        }
+                        if let Some(shard) = self.options.shard {
+                            let relative = entry
+                                .path()
+                                .strip_prefix(&self.root)
+                                .unwrap_or(entry.path());
+                            if !kind.is_dir() && !shard.contains(relative) {
+                                return Some(Entry::Skipped(Skip::Excluded));
+                            }
                         }
                         return Some(if kind.is_file() {
                             let path = entry.into_path();
