@@ -139,6 +139,48 @@ enum FormatArg {
     Json,
 }
 
+/// How to walk trees, shared by `hash` and `audit`.
+#[derive(Debug, Args)]
+struct WalkArgs {
+    /// Follow symlinks met inside directories (symlinks named as PATH are always followed)
+    #[arg(short = 'L', long)]
+    follow: bool,
+
+    /// Skip entries matching GLOB, matched against the path relative to the walked argument
+    /// and against the base name; a matching directory is not entered. Repeatable
+    #[arg(long, value_name = "GLOB")]
+    exclude: Vec<String>,
+
+    /// Descend at most N levels: 1 takes only the argument's own entries
+    #[arg(long, value_name = "N")]
+    max_depth: Option<usize>,
+
+    /// Do not descend into directories on other file systems
+    #[arg(short = 'x', long)]
+    one_file_system: bool,
+}
+
+impl WalkArgs {
+    /// The walk these options ask for; an invalid glob is a usage error.
+    fn options(&self, shard: Option<Shard>) -> Result<WalkOptions, clap::Error> {
+        let exclude = if self.exclude.is_empty() {
+            None
+        } else {
+            let exclude = Exclude::new(&self.exclude)
+                .map_err(|e| usage_error(format!("invalid --exclude pattern: {e}")))?;
+            Some(Arc::new(exclude))
+        };
+        Ok(WalkOptions {
+            follow_links: self.follow,
+            exclude,
+            max_depth: self.max_depth,
+            one_file_system: self.one_file_system,
+            dir_handles: true,
+            shard,
+        })
+    }
+}
+
 /// Options shared by every subcommand that hashes.
 #[derive(Debug, Args)]
 struct PoolArgs {
@@ -217,10 +259,6 @@ struct HashArgs {
     )]
     algorithm: AlgorithmArg,
 
-    /// Follow symlinks met inside directories (symlinks named as PATH are always followed)
-    #[arg(short = 'L', long)]
-    follow: bool,
-
     /// Print BSD-style lines: SHA256 (NAME) = HEX
     #[arg(long)]
     tag: bool,
@@ -234,18 +272,8 @@ struct HashArgs {
     #[arg(short = 'o', long, value_name = "FILE")]
     output: Option<PathBuf>,
 
-    /// Skip entries matching GLOB, matched against the path relative to the walked argument
-    /// and against the base name; a matching directory is not entered. Repeatable
-    #[arg(long, value_name = "GLOB")]
-    exclude: Vec<String>,
-
-    /// Descend at most N levels: 1 hashes only the argument's own entries
-    #[arg(long, value_name = "N")]
-    max_depth: Option<usize>,
-
-    /// Do not descend into directories on other file systems
-    #[arg(short = 'x', long)]
-    one_file_system: bool,
+    #[command(flatten)]
+    walk: WalkArgs,
 
     /// Also hash the paths listed in FILE (`-` for stdin), one per line, after the PATHs
     #[arg(long, value_name = "FILE")]
@@ -328,21 +356,8 @@ struct AuditArgs {
     #[arg(short = 'z', long)]
     zero: bool,
 
-    /// Follow symlinks met inside directories
-    #[arg(short = 'L', long)]
-    follow: bool,
-
-    /// Skip entries matching GLOB, as for hash; their manifest lines are not reported missing
-    #[arg(long, value_name = "GLOB")]
-    exclude: Vec<String>,
-
-    /// Descend at most N levels, as for hash
-    #[arg(long, value_name = "N")]
-    max_depth: Option<usize>,
-
-    /// Do not descend into directories on other file systems
-    #[arg(short = 'x', long)]
-    one_file_system: bool,
+    #[command(flatten)]
+    walk: WalkArgs,
 
     #[command(flatten)]
     pool: PoolArgs,
@@ -445,15 +460,6 @@ fn usage_error(message: impl std::fmt::Display) -> clap::Error {
     Cli::command().error(clap::error::ErrorKind::ArgumentConflict, message)
 }
 
-fn exclude(patterns: &[String]) -> Result<Option<Arc<Exclude>>, clap::Error> {
-    if patterns.is_empty() {
-        return Ok(None);
-    }
-    let exclude = Exclude::new(patterns)
-        .map_err(|e| usage_error(format!("invalid --exclude pattern: {e}")))?;
-    Ok(Some(Arc::new(exclude)))
-}
-
 fn audit_config(args: AuditArgs) -> Result<Config, clap::Error> {
     let inputs = if args.paths.is_empty() {
         vec![PathBuf::from(".")]
@@ -466,14 +472,7 @@ fn audit_config(args: AuditArgs) -> Result<Config, clap::Error> {
         command: Command::Audit(AuditConfig {
             manifest: args.manifest,
             inputs,
-            walk: WalkOptions {
-                follow_links: args.follow,
-                exclude: exclude(&args.exclude)?,
-                max_depth: args.max_depth,
-                one_file_system: args.one_file_system,
-                dir_handles: true,
-                shard: None,
-            },
+            walk: args.walk.options(None)?,
             algorithm: Algorithm::from(args.algorithm),
             zero: args.zero,
             json: args.pool.format == FormatArg::Json,
@@ -501,7 +500,6 @@ fn hash_config(args: HashArgs) -> Result<Config, clap::Error> {
         }
         FormatArg::Json => Format::Json,
     };
-    let exclude = exclude(&args.exclude)?;
     let files_from = args.files_from.map(|list| FilesFrom {
         list,
         null: args.null,
@@ -518,14 +516,7 @@ fn hash_config(args: HashArgs) -> Result<Config, clap::Error> {
         command: Command::Hash(HashConfig {
             inputs,
             files_from,
-            walk: WalkOptions {
-                follow_links: args.follow,
-                exclude,
-                max_depth: args.max_depth,
-                one_file_system: args.one_file_system,
-                dir_handles: true,
-                shard: args.shard,
-            },
+            walk: args.walk.options(args.shard)?,
             format,
             hash: HashOptions {
                 algorithm,

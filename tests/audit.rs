@@ -6,15 +6,7 @@ mod util;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
-use util::{Cmd, Run, sha256_hex, temp_dir, write_file};
-
-fn json_lines(run: &Run) -> Vec<serde_json::Value> {
-    run.stdout
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).unwrap_or_else(|e| panic!("{e}: {}", run.describe())))
-        .collect()
-}
+use util::{Cmd, json_lines, sha256_hex, temp_dir, write_file};
 
 /// A tree and its manifest, written by GNU sha256sum (not by sumpool).
 fn tree_and_manifest(dir: &std::path::Path) {

@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use util::{Cmd, Run, sha256_hex, temp_dir, write_file};
+use util::{Cmd, Run, json_lines, sha256_hex, temp_dir, write_file};
 
 /// Names of the lines sumpool printed (plain names only, no escapes expected here).
 fn names(run: &Run) -> Vec<String> {
@@ -304,14 +304,6 @@ fn an_interrupted_run_leaves_the_old_manifest_in_place() {
         .filter(|e| e.file_name().as_bytes().starts_with(b".sumpool-"))
         .count();
     assert_eq!(leftovers, 0);
-}
-
-fn json_lines(run: &Run) -> Vec<serde_json::Value> {
-    run.stdout
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).unwrap_or_else(|e| panic!("{e}: {}", run.describe())))
-        .collect()
 }
 
 #[test]

@@ -9,6 +9,8 @@ use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs;
 use std::io::{Read, Write};
+
+use sha2::Digest as _;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, PermissionsExt, symlink};
 use std::os::unix::process::ExitStatusExt;
@@ -233,18 +235,21 @@ fn hash_while_writing(file: &Path, allowed: &[String], writer: impl FnMut() + Se
 fn a_file_rewritten_while_read_is_reported_changed_never_mixed() {
     let dir = temp_dir();
     let size = 24 << 20;
-    let (a, b) = (pseudo_random(size, 1), pseudo_random(size, 2));
+    // Two versions that differ in one page: every state the file passes through is one of
+    // them, so any other digest would be content that never existed.
+    let a = pseudo_random(size, 1);
+    let mut b = a.clone();
+    let page = 12 << 20;
+    b[page..page + 4096].copy_from_slice(&pseudo_random(4096, 2));
     let path = write_file(dir.path(), b"big", &a);
     let allowed = vec![sha256_hex(&a), sha256_hex(&b)];
     let file = fs::OpenOptions::new().write(true).open(&path).unwrap();
+    let (page_a, page_b) = (a[page..page + 4096].to_vec(), b[page..page + 4096].to_vec());
     let mut turn = false;
     hash_while_writing(&path, &allowed, move || {
         turn = !turn;
-        let data = if turn { &b } else { &a };
-        // Rewritten in place, in 1 MiB pieces, so reads can land between pieces.
-        for (i, chunk) in data.chunks(1 << 20).enumerate() {
-            file.write_at(chunk, (i << 20) as u64).unwrap();
-        }
+        let data = if turn { &page_b } else { &page_a };
+        file.write_at(data, page as u64).unwrap();
     });
 }
 
@@ -255,14 +260,22 @@ fn a_file_truncated_and_appended_while_read_is_reported_changed() {
     let full = pseudo_random(size, 3);
     let path = write_file(dir.path(), b"big", &full);
     let half = size / 3;
-    let allowed = vec![sha256_hex(&full), sha256_hex(&full[..half])];
-    let mut file = fs::OpenOptions::new().write(true).open(&path).unwrap();
+    // The file is cut to a third, then grows back; while it grows, every page-sized prefix of
+    // the full content is a state it really had. Any other digest would be mixed content.
+    let mut allowed = Vec::new();
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(&full[..half]);
+    allowed.push(hex::encode(hasher.clone().finalize()));
+    for page in full[half..].chunks(4096) {
+        hasher.update(page);
+        allowed.push(hex::encode(hasher.clone().finalize()));
+    }
+    let file = fs::OpenOptions::new().write(true).open(&path).unwrap();
     hash_while_writing(&path, &allowed, move || {
         file.set_len(half as u64).unwrap();
         std::thread::sleep(Duration::from_millis(2));
         file.write_all_at(&full[half..], half as u64).unwrap();
         std::thread::sleep(Duration::from_millis(2));
-        let _ = file.flush();
     });
 }
 

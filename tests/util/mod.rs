@@ -308,3 +308,12 @@ pub fn walk_order(root: &Path) -> Vec<PathBuf> {
     }
     files
 }
+
+/// Parses stdout as JSON Lines, one value per non-empty line.
+pub fn json_lines(run: &Run) -> Vec<serde_json::Value> {
+    run.stdout
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap_or_else(|e| panic!("{e}: {}", run.describe())))
+        .collect()
+}
