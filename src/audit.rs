@@ -333,11 +333,7 @@ pub fn run(
     };
     let walk = Walk::new(audit.inputs.clone().into_iter().map(Ok), audit.walk.clone());
     let work = |entry: Entry| match entry {
-        Entry::Hash(source) => match hash_source(source, &options) {
-            Ok(Some(hashed)) => Ok(Some(hashed)),
-            Ok(None) => Ok(None),
-            Err(failure) => Err(failure),
-        },
+        Entry::Hash(source) => hash_source(source, &options),
         Entry::Failed(failure) => Err(failure),
         Entry::Skipped(_) => Ok(None),
     };
@@ -348,12 +344,7 @@ pub fn run(
     let mut differences = Vec::new();
     let mut report = Report::default();
     let progress = Progress::start(audit.progress, false, true, None);
-    let mut around_bar = progress.stderr();
-    let err: &mut dyn Write = if progress.is_shown() {
-        &mut around_bar
-    } else {
-        err
-    };
+    let err = &mut progress.stderr(err);
     let json = audit.json;
     let completion = pool::run_ordered(
         pool,

@@ -404,20 +404,12 @@ fn counter(lists: &[PathBuf], zero: bool) -> Option<Counter> {
 impl Checker<'_> {
     /// Writes `sumpool: <name>: <text>` on stderr, clear of the progress bar.
     fn message(&mut self, name: &Path, text: &dyn std::fmt::Display) {
-        if self.progress.is_shown() {
-            write_message(&mut self.progress.stderr(), name, text);
-        } else {
-            write_message(self.err, name, text);
-        }
+        write_message(&mut self.progress.stderr(self.err), name, text);
     }
 
     /// Writes a whole line on stderr, clear of the progress bar.
     fn stderr_line(&mut self, line: &str) {
-        if self.progress.is_shown() {
-            let _ = self.progress.stderr().write_all(line.as_bytes());
-        } else {
-            let _ = self.err.write_all(line.as_bytes());
-        }
+        let _ = self.progress.stderr(self.err).write_all(line.as_bytes());
     }
 
     fn write_verbose(&mut self) {
@@ -494,12 +486,7 @@ impl Checker<'_> {
         let (pool, tuning) = (self.pool, self.tuning);
         let out = &mut *self.out;
         let progress = &mut self.progress;
-        let mut around_bar = progress.stderr();
-        let err: &mut dyn Write = if progress.is_shown() {
-            &mut around_bar
-        } else {
-            &mut *self.err
-        };
+        let err = &mut progress.stderr(&mut *self.err);
         let completion = pool::run_ordered(pool, tuning, items, work, |verdict| {
             match verdict {
                 Verdict::Verified {

@@ -1,12 +1,13 @@
-//! sumpool checksums large trees of files with SHA-256 on a pool of threads and prints lines
-//! byte-identical to GNU coreutils `sha256sum`, so its output can be verified by
-//! `sha256sum -c`.
+//! sumpool checksums large trees of files with SHA-256 (or SHA-224/384/512) on a pool of
+//! threads and prints lines byte-identical to GNU coreutils `sha256sum`, so its output can be
+//! verified by `sha256sum -c`; it also verifies lists ([`check`]), compares a tree with a
+//! manifest ([`audit`]) and merges shard manifests ([`merge`]).
 //!
 //! The crate is a library with a thin binary: `main` parses the command line into a
 //! [`Config`] and calls [`run`]. The work is a pipeline: [`walk`] turns inputs into an ordered
 //! stream of entries, [`pool`] hashes them on worker threads with [`hash`] and hands results
-//! back in order, and the calling thread alone writes lines with [`output`] and failures with
-//! [`report`].
+//! back in order, and the calling thread alone writes lines with [`output`] (or [`json`]) and
+//! failures with [`report`]; [`manifest`] ties it together for `hash`.
 
 pub mod audit;
 pub mod check;

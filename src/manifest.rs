@@ -218,12 +218,7 @@ fn hash_all(
     let mut report = Report::default();
     let mut line = Vec::with_capacity(256);
     // Messages must not be overwritten by the bar: when it is shown, they go around it.
-    let mut around_bar = progress.stderr();
-    let err: &mut dyn Write = if progress.is_shown() {
-        &mut around_bar
-    } else {
-        err
-    };
+    let err = &mut progress.stderr(err);
     let printed = pool::run_ordered(pool, config.tuning, walk, work, |outcome| {
         match outcome {
             Outcome::Hashed(hashed) => {

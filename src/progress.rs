@@ -129,18 +129,12 @@ impl Progress {
         bar.inc(if self.by_bytes { bytes } else { 1 });
     }
 
-    /// Runs `f` (which writes to the terminal) with the bar cleared, then redraws it.
-    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
-        match &self.bar {
-            Some(bar) => bar.suspend(f),
-            None => f(),
-        }
-    }
-
-    /// A stderr writer that keeps messages clear of the bar.
-    pub fn stderr(&self) -> ProgressStderr {
+    /// Where messages go: around the bar when it is shown (each write clears it, writes to
+    /// stderr and redraws it), else to `fallback`.
+    pub fn stderr<'a>(&self, fallback: &'a mut dyn Write) -> ProgressStderr<'a> {
         ProgressStderr {
             bar: self.bar.clone(),
+            fallback,
         }
     }
 
@@ -233,32 +227,16 @@ impl TermLike for StderrTerm {
         }
     }
     fn move_cursor_up(&self, n: usize) -> io::Result<()> {
-        if n > 0 {
-            write!(io::stderr(), "\x1b[{n}A")
-        } else {
-            Ok(())
-        }
+        move_cursor(n, 'A')
     }
     fn move_cursor_down(&self, n: usize) -> io::Result<()> {
-        if n > 0 {
-            write!(io::stderr(), "\x1b[{n}B")
-        } else {
-            Ok(())
-        }
+        move_cursor(n, 'B')
     }
     fn move_cursor_right(&self, n: usize) -> io::Result<()> {
-        if n > 0 {
-            write!(io::stderr(), "\x1b[{n}C")
-        } else {
-            Ok(())
-        }
+        move_cursor(n, 'C')
     }
     fn move_cursor_left(&self, n: usize) -> io::Result<()> {
-        if n > 0 {
-            write!(io::stderr(), "\x1b[{n}D")
-        } else {
-            Ok(())
-        }
+        move_cursor(n, 'D')
     }
     fn write_line(&self, s: &str) -> io::Result<()> {
         writeln!(io::stderr(), "{s}")
@@ -274,22 +252,36 @@ impl TermLike for StderrTerm {
     }
 }
 
-/// stderr for messages while the bar may be shown: each write clears the bar, writes, and
-/// redraws it. Messages are written whole, in one call each, by `report`.
-pub struct ProgressStderr {
-    bar: Option<ProgressBar>,
+/// Moves the cursor `n` cells in the direction of the CSI `letter` (A up, B down, C right,
+/// D left); nothing for 0, which the sequence would read as 1.
+fn move_cursor(n: usize, letter: char) -> io::Result<()> {
+    if n == 0 {
+        Ok(())
+    } else {
+        write!(io::stderr(), "\x1b[{n}{letter}")
+    }
 }
 
-impl Write for ProgressStderr {
+/// stderr for messages while the bar may be shown (see [`Progress::stderr`]). Messages are
+/// written whole, in one call each, by `report`.
+pub struct ProgressStderr<'a> {
+    bar: Option<ProgressBar>,
+    fallback: &'a mut dyn Write,
+}
+
+impl Write for ProgressStderr<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let write = || io::stderr().write_all(buf);
         match &self.bar {
-            Some(bar) => bar.suspend(write),
-            None => write(),
+            Some(bar) => bar
+                .suspend(|| io::stderr().write_all(buf))
+                .map(|()| buf.len()),
+            None => self.fallback.write(buf),
         }
-        .map(|()| buf.len())
     }
     fn flush(&mut self) -> io::Result<()> {
-        io::stderr().flush()
+        match &self.bar {
+            Some(_) => io::stderr().flush(),
+            None => self.fallback.flush(),
+        }
     }
 }

@@ -275,17 +275,24 @@ impl Iterator for Walk {
                     Some(Ok(entry)) => {
                         let kind = entry.file_type();
                         let depth = entry.depth();
-                        if let Some(exclude) = &self.options.exclude {
-                            let relative = entry
+                        // Only with --exclude or --shard: parsing the path costs on tiny files.
+                        let relative = (self.options.exclude.is_some()
+                            || self.options.shard.is_some())
+                        .then(|| {
+                            entry
                                 .path()
                                 .strip_prefix(&self.root)
-                                .unwrap_or(entry.path());
-                            if exclude.matches(relative) {
-                                if kind.is_dir() {
-                                    walker.skip_current_dir();
-                                }
-                                return Some(Entry::Skipped(Skip::Excluded));
+                                .unwrap_or(entry.path())
+                        });
+                        let excluded = match (&self.options.exclude, relative) {
+                            (Some(exclude), Some(relative)) => exclude.matches(relative),
+                            _ => false,
+                        };
+                        if excluded {
+                            if kind.is_dir() {
+                                walker.skip_current_dir();
                             }
+                            return Some(Entry::Skipped(Skip::Excluded));
                         }
                         if kind.is_dir() {
                             // Entries deeper than this directory's parent are done with.
@@ -296,14 +303,12 @@ impl Iterator for Walk {
                             });
                             continue;
                         }
-                        if let Some(shard) = self.options.shard {
-                            let relative = entry
-                                .path()
-                                .strip_prefix(&self.root)
-                                .unwrap_or(entry.path());
-                            if !kind.is_dir() && !shard.contains(relative) {
-                                return Some(Entry::Skipped(Skip::Excluded));
-                            }
+                        let other_shard = match (self.options.shard, relative) {
+                            (Some(shard), Some(relative)) => !shard.contains(relative),
+                            _ => false,
+                        };
+                        if other_shard {
+                            return Some(Entry::Skipped(Skip::Excluded));
                         }
                         return Some(if kind.is_file() {
                             let path = entry.into_path();
