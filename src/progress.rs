@@ -100,6 +100,10 @@ impl Progress {
         let bar = ProgressBar::with_draw_target(None, target);
         let (done, totals) = (Arc::clone(&progress.done), Arc::clone(&progress.totals));
         bar.set_style(style(by_bytes, false, &done, &totals));
+        // Drawn once now, from this thread: the ticker's first draw waits for its thread to be
+        // scheduled, and a short run on a busy machine could end before that, so a bar that
+        // was asked for would never appear at all.
+        bar.tick();
         bar.enable_steady_tick(Duration::from_millis(200));
         crate::signals::set_bar_active(true);
         if let Some(count) = count {
