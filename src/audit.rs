@@ -30,8 +30,9 @@ use serde::Serialize;
 use crate::check::{Layout, parse_line, trim_record};
 use crate::config::Config;
 use crate::digest::{Algorithm, Digest};
-use crate::hash::{FileId, HashOptions, Hashed, hash_source};
+use crate::hash::{FileId, HashOptions, Hashed};
 use crate::json::JsonPath;
+use crate::lanes::{HashJob, Plan};
 use crate::output::path_bytes;
 use crate::pool::{self, Completion};
 use crate::progress::Progress;
@@ -332,11 +333,16 @@ pub fn run(
         skip,
     };
     let walk = Walk::new(audit.inputs.clone().into_iter().map(Ok), audit.walk.clone());
-    let work = |entry: Entry| match entry {
-        Entry::Hash(source) => hash_source(source, &options),
-        Entry::Failed(failure) => Err(failure),
-        Entry::Skipped(_) => Ok(None),
+    let plan = |entry: Entry| match entry {
+        Entry::Hash(source) => Plan::Hash {
+            source,
+            algorithm: options.algorithm,
+            then: Box::new(|hashed| hashed),
+        },
+        Entry::Failed(failure) => Plan::Done(Err(failure)),
+        Entry::Skipped(_) => Plan::Done(Ok(None)),
     };
+    let work = HashJob::new(plan, &options.skip, config.tuning.lanes);
     let mut counts = Counts {
         improperly_formatted: listed.bad_lines,
         ..Counts::default()

@@ -24,13 +24,14 @@ use std::time::Instant;
 
 use crate::config::{CheckConfig, Verbosity};
 use crate::digest::{Algorithm, Digest};
-use crate::hash::{HashOptions, Source, hash_source};
+use crate::hash::{Hashed, Source};
 use crate::json;
+use crate::lanes::{HashJob, Plan};
 use crate::output::escape_check_name;
 use crate::pool::{self, Tuning};
 use crate::progress::{Counter, Progress, Totals};
 use crate::records::{Record, RecordReader};
-use crate::report::{PROGRAM, Reason, write_message};
+use crate::report::{Failure, PROGRAM, Reason, write_message};
 
 /// One well-formed checksum line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -473,11 +474,12 @@ impl Checker<'_> {
         });
 
         let ignore_missing = config.ignore_missing;
-        let work = |item: Item| match item {
+        let plan = |item: Item| match item {
             Item::Verify(entry) => verify(entry, ignore_missing),
-            Item::Bad(n) => Verdict::Bad(n),
-            Item::ReadError => Verdict::ReadError,
+            Item::Bad(n) => Plan::Done(Verdict::Bad(n)),
+            Item::ReadError => Plan::Done(Verdict::ReadError),
         };
+        let work = HashJob::new(plan, &[], self.tuning.lanes);
 
         let verbosity = config.verbosity;
         let mut tally = Tally::default();
@@ -618,18 +620,14 @@ impl Checker<'_> {
 }
 
 /// Hashes the file an entry names and compares digests.
-fn verify(entry: Entry, ignore_missing: bool) -> Verdict {
+fn verify(entry: Entry, ignore_missing: bool) -> Plan<Verdict> {
     let source = if entry.name == b"-" {
         Source::Stdin
     } else {
         Source::Path(PathBuf::from(OsString::from_vec(entry.name.clone())))
     };
     let algorithm = entry.algorithm;
-    let options = HashOptions {
-        algorithm,
-        skip: Vec::new(),
-    };
-    match hash_source(source, &options) {
+    let then = move |hashed: Result<Option<Hashed>, Failure>| match hashed {
         Ok(Some(hashed)) => Verdict::Verified {
             name: entry.name,
             algorithm,
@@ -654,6 +652,11 @@ fn verify(entry: Entry, ignore_missing: bool) -> Verdict {
                 reason,
             },
         },
+    };
+    Plan::Hash {
+        source,
+        algorithm,
+        then: Box::new(then),
     }
 }
 

@@ -211,6 +211,10 @@ struct PoolArgs {
     /// Most files in flight between the walk and the output (for benchmarking the pool)
     #[arg(long, value_name = "N", hide = true)]
     window: Option<NonZeroUsize>,
+
+    /// Files each worker hashes at once, 1 to 4 (for benchmarking and testing the lanes)
+    #[arg(long, value_name = "N", hide = true)]
+    lanes: Option<NonZeroUsize>,
 }
 
 impl PoolArgs {
@@ -221,6 +225,7 @@ impl PoolArgs {
                 .batch_size
                 .map_or(default.batch_size, NonZeroUsize::get),
             window: self.window.map_or(default.window, NonZeroUsize::get),
+            lanes: self.lanes.map_or(default.lanes, NonZeroUsize::get),
         }
     }
 

@@ -131,6 +131,18 @@ pub enum Hasher {
     Sha512(sha2::Sha512),
 }
 
+impl From<[u8; 32]> for Digest {
+    /// A SHA-256 digest.
+    fn from(bytes: [u8; 32]) -> Digest {
+        let mut digest = Digest {
+            bytes: [0; MAX_LEN],
+            len: 32,
+        };
+        digest.bytes[..32].copy_from_slice(&bytes);
+        digest
+    }
+}
+
 impl Hasher {
     /// A fresh hasher for `algorithm`.
     pub fn new(algorithm: Algorithm) -> Hasher {

@@ -90,7 +90,8 @@ impl Source {
         }
     }
 
-    fn into_name(self) -> PathBuf {
+    /// The name this source is printed under, taken.
+    pub fn into_name(self) -> PathBuf {
         match self {
             Source::Path(path) | Source::InDir { path, .. } => path,
             Source::Stdin => PathBuf::from("-"),
@@ -149,27 +150,54 @@ fn feed(
 /// Hashes `source` with this thread's block buffer. `Ok(None)` means the file is one of
 /// `options.skip` and was not hashed.
 pub fn hash_source(source: Source, options: &HashOptions) -> Result<Option<Hashed>, Failure> {
-    let opened = match &source {
-        Source::Path(path) => File::open(path).map_err(Reason::from).map(Some),
-        Source::InDir { path, dir } => open_in(dir, path).map(Some),
-        Source::Stdin => Ok(None),
+    let result = open_source(&source, &options.skip)
+        .and_then(|opened| hash_opened(opened, options.algorithm));
+    outcome(source, result)
+}
+
+/// A source, opened.
+#[derive(Debug)]
+pub enum Opened {
+    /// A file, with its status before anything was read from it.
+    File(File, Stat),
+    /// Standard input.
+    Stdin,
+    /// One of the files never to hash.
+    Skipped,
+}
+
+/// Opens `source` for hashing, unless it is one of the files in `skip`.
+pub fn open_source(source: &Source, skip: &[FileId]) -> Result<Opened, Reason> {
+    let file = match source {
+        Source::Path(path) => File::open(path)?,
+        Source::InDir { path, dir } => open_in(dir, path)?,
+        Source::Stdin => return Ok(Opened::Stdin),
     };
-    let result = opened.and_then(|file| {
-        with_block_buffer(|buf| match file {
-            Some(file) => {
-                // Only with -o: one more fstat per file, to recognise the manifest.
-                if !options.skip.is_empty() && options.skip.contains(&FileId::of(&file)?) {
-                    return Ok(None);
-                }
-                hash_file(file, buf, options.algorithm).map(Some)
-            }
-            None => Ok(Some(hash_reader(
-                options.algorithm,
-                &mut io::stdin().lock(),
-                buf,
-            )?)),
-        })
-    });
+    let stat = fstat(&file)?;
+    let id = FileId {
+        dev: stat.st_dev,
+        ino: stat.st_ino,
+    };
+    if skip.contains(&id) {
+        return Ok(Opened::Skipped);
+    }
+    Ok(Opened::File(file, stat))
+}
+
+/// Hashes an opened source with this thread's block buffer; `None` if it was skipped.
+pub fn hash_opened(opened: Opened, algorithm: Algorithm) -> Result<Option<(Digest, u64)>, Reason> {
+    with_block_buffer(|buf| match opened {
+        Opened::File(file, before) => hash_file(file, before, buf, algorithm).map(Some),
+        Opened::Stdin => Ok(Some(hash_reader(algorithm, &mut io::stdin().lock(), buf)?)),
+        Opened::Skipped => Ok(None),
+    })
+}
+
+/// The result of hashing `source`, named as it is printed.
+pub fn outcome(
+    source: Source,
+    result: Result<Option<(Digest, u64)>, Reason>,
+) -> Result<Option<Hashed>, Failure> {
     match result {
         Ok(Some((digest, bytes))) => Ok(Some(Hashed {
             name: source.into_name(),
@@ -197,7 +225,9 @@ pub fn hash_path(
     path: &Path,
     buf: &mut [u8],
 ) -> Result<(Digest, u64), Reason> {
-    hash_file(File::open(path)?, buf, algorithm)
+    let file = File::open(path)?;
+    let before = fstat(&file)?;
+    hash_file(file, before, buf, algorithm)
 }
 
 /// Hashes an open file, and checks that it did not change while it was read.
@@ -208,10 +238,10 @@ pub fn hash_path(
 /// any other; their size and time do not move, so they hash as `sha256sum` hashes them.
 fn hash_file(
     mut file: File,
+    before: Stat,
     buf: &mut [u8],
     algorithm: Algorithm,
 ) -> Result<(Digest, u64), Reason> {
-    let before = fstat(&file)?;
     let regular = FileType::from_raw_mode(before.st_mode) == FileType::RegularFile;
     let size = before.st_size as u64;
     let mut hasher = Hasher::new(algorithm);
@@ -247,11 +277,13 @@ fn hash_file(
     Ok((hasher.finalize(), total))
 }
 
-fn fstat(file: &File) -> io::Result<Stat> {
+/// The status of an open file.
+pub fn fstat(file: &File) -> io::Result<Stat> {
     rustix::fs::fstat(file).map_err(io::Error::from)
 }
 
-fn changed(before: &Stat, after: &Stat) -> bool {
+/// Whether a file's status after it was read says it changed since `before`.
+pub fn changed(before: &Stat, after: &Stat) -> bool {
     (before.st_size, before.st_mtime, before.st_mtime_nsec)
         != (after.st_size, after.st_mtime, after.st_mtime_nsec)
 }

@@ -15,8 +15,9 @@ use std::time::Instant;
 use anyhow::Context;
 
 use crate::config::{Config, Format, HashConfig};
-use crate::hash::{FileId, HashOptions, Hashed, hash_source};
+use crate::hash::{FileId, HashOptions, Hashed};
 use crate::json;
+use crate::lanes::{HashJob, Plan};
 use crate::output::{format_line, path_bytes};
 use crate::pool::{self, Completion};
 use crate::progress::{Counter, Progress, Totals};
@@ -205,16 +206,21 @@ fn hash_all(
     progress: &mut Progress,
 ) -> anyhow::Result<Report> {
     let walk = Walk::new(inputs(hash)?, hash.walk.clone());
-    let work = |entry: Entry| match entry {
-        Entry::Hash(source) => match hash_source(source, options) {
-            Ok(Some(hashed)) => Outcome::Hashed(hashed),
-            // The manifest being written, met in the walk.
-            Ok(None) => Outcome::Skipped(Skip::Excluded),
-            Err(failure) => Outcome::Failed(failure),
+    let plan = |entry: Entry| match entry {
+        Entry::Hash(source) => Plan::Hash {
+            source,
+            algorithm: options.algorithm,
+            then: Box::new(|hashed| match hashed {
+                Ok(Some(hashed)) => Outcome::Hashed(hashed),
+                // The manifest being written, met in the walk.
+                Ok(None) => Outcome::Skipped(Skip::Excluded),
+                Err(failure) => Outcome::Failed(failure),
+            }),
         },
-        Entry::Failed(failure) => Outcome::Failed(failure),
-        Entry::Skipped(skip) => Outcome::Skipped(skip),
+        Entry::Failed(failure) => Plan::Done(Outcome::Failed(failure)),
+        Entry::Skipped(skip) => Plan::Done(Outcome::Skipped(skip)),
     };
+    let work = HashJob::new(plan, &options.skip, config.tuning.lanes);
     let mut report = Report::default();
     let mut line = Vec::with_capacity(256);
     // Messages must not be overwritten by the bar: when it is shown, they go around it.

@@ -179,15 +179,16 @@ impl Drop for Window {
 /// more than it saves.
 const PREFETCH_MIN_WINDOWS: u64 = 4;
 
-/// Mapped files being hashed right now, across all workers.
+/// Workers hashing right now: mapped files, or files in lanes.
 static ACTIVE: AtomicUsize = AtomicUsize::new(0);
 
-/// Decrements [`ACTIVE`] when a mapped hash ends, however it ends.
-struct Active;
+/// Counts a worker as busy hashing in [`ACTIVE`] until dropped, however the hash ends: a
+/// mapped file here, or files in lanes (`lanes`).
+pub(crate) struct Active;
 
 impl Active {
     /// Counts this hash until the guard is dropped.
-    fn enter() -> Active {
+    pub(crate) fn enter() -> Active {
         ACTIVE.fetch_add(1, Ordering::AcqRel);
         Active
     }

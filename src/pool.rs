@@ -11,7 +11,9 @@
 //! waking a separate feeder for every result cost more than the walk itself.
 //!
 //! A batch is spawned as one job per worker; the jobs claim the batch's items one at a time,
-//! and post each result as soon as it exists (see [`Mailbox`] for how that stays cheap).
+//! and post each result as soon as it exists (see [`Mailbox`] for how that stays cheap). A
+//! [`Job`] may hold a few claimed items at once and post their results in any order: `lanes`
+//! hashes several files together on one core that way.
 //! An idle worker thus takes over the rest of a batch whose first owner is stuck in a large
 //! file: a big file never leaves the other workers idle behind it. No job ever waits for
 //! another job (rayon's `join` would let a waiting worker start further batches on top of its
@@ -58,6 +60,8 @@ pub struct Tuning {
     pub batch_size: usize,
     /// Most items dispatched but not yet handed to the sink.
     pub window: usize,
+    /// Files each worker hashes at once (`lanes`); 1 where the CPU gains nothing from more.
+    pub lanes: usize,
 }
 
 impl Default for Tuning {
@@ -80,6 +84,26 @@ impl Default for Tuning {
         Tuning {
             batch_size: 256,
             window: 4096,
+            lanes: crate::lanes::default_lanes(),
+        }
+    }
+}
+
+/// What a worker does with the items of a batch: it claims them one at a time with `claim`
+/// (numbered; `None` once the batch is used up or the run cancelled) and hands each result to
+/// `post` with its number. It may hold several items before posting, and post in any order.
+pub trait Job<T, R>: Sync {
+    /// Works through the items `claim` yields.
+    fn run(&self, claim: &mut dyn FnMut() -> Option<(u64, T)>, post: &mut dyn FnMut(u64, R));
+}
+
+/// The plain job: one item at a time, through a function.
+pub struct Each<F>(pub F);
+
+impl<T, R, F: Fn(T) -> R + Sync> Job<T, R> for Each<F> {
+    fn run(&self, claim: &mut dyn FnMut() -> Option<(u64, T)>, post: &mut dyn FnMut(u64, R)) {
+        while let Some((seq, item)) = claim() {
+            post(seq, (self.0)(item));
         }
     }
 }
@@ -98,7 +122,7 @@ where
     T: Send,
     R: Send,
     I: Iterator<Item = T>,
-    W: Fn(T) -> R + Sync,
+    W: Job<T, R>,
     S: FnMut(R) -> Result<(), E>,
 {
     let batch_size = tuning.batch_size.max(1);
@@ -277,7 +301,7 @@ fn spawn_batch<'scope, T, R, W>(
 ) where
     T: Send + 'scope,
     R: Send + 'scope,
-    W: Fn(T) -> R + Sync,
+    W: Job<T, R>,
 {
     let sharers = workers.min(batch.len());
     in_flight.fetch_add(1, Ordering::AcqRel);
@@ -288,11 +312,19 @@ fn spawn_batch<'scope, T, R, W>(
     for _ in 0..sharers {
         let shared = Arc::clone(&shared);
         scope.spawn(move |_| {
-            while let Some((seq, item)) = shared.claim() {
-                if !cancelled.load(Ordering::Relaxed) {
-                    mailbox.post(seq, work(item));
+            let mut claim = || {
+                if cancelled.load(Ordering::Relaxed) {
+                    None
+                } else {
+                    shared.claim()
                 }
-            }
+            };
+            let mut post = |seq, result| {
+                if !cancelled.load(Ordering::Relaxed) {
+                    mailbox.post(seq, result);
+                }
+            };
+            work.run(&mut claim, &mut post);
             if shared.sharers.fetch_sub(1, Ordering::AcqRel) == 1 {
                 in_flight.fetch_sub(1, Ordering::AcqRel);
             }
@@ -379,7 +411,7 @@ mod tests {
             i * 3
         };
         let completion =
-            run_ordered::<_, _, (), _, _, _>(&pool(threads), tuning, 0..n, work, |r| {
+            run_ordered::<_, _, (), _, _, _>(&pool(threads), tuning, 0..n, Each(work), |r| {
                 out.push(r);
                 Ok(())
             });
@@ -401,17 +433,12 @@ mod tests {
         let tuning = Tuning {
             batch_size: 4,
             window: 8,
+            ..Tuning::default()
         };
-        let result = run_ordered(
-            &pool(2),
-            tuning,
-            0..u64::MAX,
-            |i| i,
-            |_| {
-                seen += 1;
-                if seen == 100 { Err("closed") } else { Ok(()) }
-            },
-        );
+        let result = run_ordered(&pool(2), tuning, 0..u64::MAX, Each(|i| i), |_| {
+            seen += 1;
+            if seen == 100 { Err("closed") } else { Ok(()) }
+        });
         assert_eq!(result, Err("closed"));
         assert_eq!(seen, 100);
     }
@@ -423,9 +450,10 @@ mod tests {
         let tuning = Tuning {
             batch_size: 8,
             window: 32,
+            ..Tuning::default()
         };
         let work = |_: u64| started.fetch_add(1, Ordering::SeqCst);
-        run_ordered::<_, _, (), _, _, _>(&pool(4), tuning, 0..5000, work, |_| {
+        run_ordered::<_, _, (), _, _, _>(&pool(4), tuning, 0..5000, Each(work), |_| {
             printed += 1;
             assert!(started.load(Ordering::SeqCst) <= printed - 1 + 32);
             Ok(())
@@ -441,7 +469,7 @@ mod tests {
             threads in 1usize..6, batch_size in 1usize..50, window in 0usize..200, n in 0u64..400
         ) {
             let want: Vec<u64> = (0..n).map(|i| i * 3).collect();
-            prop_assert_eq!(collect(threads, Tuning { batch_size, window }, n), want);
+            prop_assert_eq!(collect(threads, Tuning { batch_size, window, lanes: 1 }, n), want);
         }
     }
 }
