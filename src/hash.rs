@@ -271,7 +271,9 @@ fn hash_file(
             feed(&mut file, buf, &mut hasher, first as u64)?
         }
     };
-    if regular && changed(&before, &fstat(&file)?) {
+    // Fewer bytes than its size: it shrank while being read (and may have grown back within
+    // one timestamp tick, so the status check alone could miss it).
+    if regular && (total < size || changed(&before, &fstat(&file)?)) {
         return Err(Reason::Changed);
     }
     Ok((hasher.finalize(), total))

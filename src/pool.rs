@@ -89,20 +89,32 @@ impl Default for Tuning {
     }
 }
 
-/// What a worker does with the items of a batch: it claims them one at a time with `claim`
-/// (numbered; `None` once the batch is used up or the run cancelled) and hands each result to
-/// `post` with its number. It may hold several items before posting, and post in any order.
+/// What a worker does with the items of a batch: it claims them one at a time from `claims`
+/// and hands each result to `post` with the item's number. It may hold several items before
+/// posting, and post in any order.
 pub trait Job<T, R>: Sync {
-    /// Works through the items `claim` yields.
-    fn run(&self, claim: &mut dyn FnMut() -> Option<(u64, T)>, post: &mut dyn FnMut(u64, R));
+    /// Works through the items of one batch.
+    fn run(&self, claims: &mut dyn Claims<T>, post: &mut dyn FnMut(u64, R));
+}
+
+/// The items of one batch, as one of the jobs sharing it sees them.
+pub trait Claims<T> {
+    /// The next item and its number; `None` once the batch is used up or the run cancelled.
+    fn next(&mut self) -> Option<(u64, T)>;
+
+    /// Whether a job already holding `held` items may take another without taking more than
+    /// its share of the batch: a job that keeps several items in flight must not take a whole
+    /// small batch (a few large files) while the other workers stay idle. A job holding
+    /// nothing may always take the next item.
+    fn fair_to_take(&self, held: usize) -> bool;
 }
 
 /// The plain job: one item at a time, through a function.
 pub struct Each<F>(pub F);
 
 impl<T, R, F: Fn(T) -> R + Sync> Job<T, R> for Each<F> {
-    fn run(&self, claim: &mut dyn FnMut() -> Option<(u64, T)>, post: &mut dyn FnMut(u64, R)) {
-        while let Some((seq, item)) = claim() {
+    fn run(&self, claims: &mut dyn Claims<T>, post: &mut dyn FnMut(u64, R)) {
+        while let Some((seq, item)) = claims.next() {
             post(seq, (self.0)(item));
         }
     }
@@ -129,6 +141,14 @@ where
     // A window smaller than a batch could never make room for a full batch.
     let window = tuning.window.max(batch_size) as u64;
     let workers = pool.current_num_threads();
+    // A batch sent early to idle workers holds enough items to fill every worker's lanes:
+    // jobs of one batch share only its items, so a batch of one file per worker would leave
+    // the lanes empty.
+    let early = if tuning.lanes > 1 {
+        tuning.lanes * workers
+    } else {
+        1
+    };
     let cancelled = AtomicBool::new(false);
     let in_flight = AtomicUsize::new(0);
     let mailbox = Mailbox::default();
@@ -161,7 +181,7 @@ where
                     };
                     batch.push((next_in, item));
                     next_in += 1;
-                    if in_flight.load(Ordering::Acquire) < workers {
+                    if batch.len() >= early && in_flight.load(Ordering::Acquire) < workers {
                         break;
                     }
                 }
@@ -306,25 +326,23 @@ fn spawn_batch<'scope, T, R, W>(
     let sharers = workers.min(batch.len());
     in_flight.fetch_add(1, Ordering::AcqRel);
     let shared = Arc::new(SharedBatch {
+        share: batch.len().div_ceil(sharers),
         items: Mutex::new(batch.into_iter()),
         sharers: AtomicUsize::new(sharers),
     });
     for _ in 0..sharers {
         let shared = Arc::clone(&shared);
         scope.spawn(move |_| {
-            let mut claim = || {
-                if cancelled.load(Ordering::Relaxed) {
-                    None
-                } else {
-                    shared.claim()
-                }
+            let mut claims = Claim {
+                batch: &shared,
+                cancelled,
             };
             let mut post = |seq, result| {
                 if !cancelled.load(Ordering::Relaxed) {
                     mailbox.post(seq, result);
                 }
             };
-            work.run(&mut claim, &mut post);
+            work.run(&mut claims, &mut post);
             if shared.sharers.fetch_sub(1, Ordering::AcqRel) == 1 {
                 in_flight.fetch_sub(1, Ordering::AcqRel);
             }
@@ -337,14 +355,31 @@ struct SharedBatch<T> {
     items: Mutex<std::vec::IntoIter<(u64, T)>>,
     /// Jobs still working on this batch.
     sharers: AtomicUsize,
+    /// Items each job may hold at once before the others had their share: the batch's
+    /// length divided among its jobs, rounded up.
+    share: usize,
 }
 
-impl<T> SharedBatch<T> {
-    fn claim(&self) -> Option<(u64, T)> {
-        self.items
+/// One job's view of a shared batch.
+struct Claim<'a, T> {
+    batch: &'a SharedBatch<T>,
+    cancelled: &'a AtomicBool,
+}
+
+impl<T> Claims<T> for Claim<'_, T> {
+    fn next(&mut self) -> Option<(u64, T)> {
+        if self.cancelled.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.batch
+            .items
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .next()
+    }
+
+    fn fair_to_take(&self, held: usize) -> bool {
+        held < self.batch.share
     }
 }
 
@@ -460,6 +495,53 @@ mod tests {
         })
         .unwrap();
         assert_eq!(printed, 5000);
+    }
+
+    /// A job that holds items as long as its share allows, then posts them all.
+    struct Hoarder<'a> {
+        most_held: &'a AtomicUsize,
+    }
+
+    impl Job<u64, u64> for Hoarder<'_> {
+        fn run(&self, claims: &mut dyn Claims<u64>, post: &mut dyn FnMut(u64, u64)) {
+            let mut held = Vec::new();
+            loop {
+                while held.is_empty() || claims.fair_to_take(held.len()) {
+                    match claims.next() {
+                        Some(item) => held.push(item),
+                        None => break,
+                    }
+                }
+                if held.is_empty() {
+                    return;
+                }
+                self.most_held.fetch_max(held.len(), Ordering::SeqCst);
+                for (seq, item) in held.drain(..) {
+                    post(seq, item);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_job_takes_no_more_than_its_share_of_a_small_batch() {
+        // Four items, two workers with four lanes: one batch, shared two and two.
+        let most_held = AtomicUsize::new(0);
+        let tuning = Tuning {
+            lanes: 4,
+            ..Tuning::default()
+        };
+        let mut out = Vec::new();
+        let job = Hoarder {
+            most_held: &most_held,
+        };
+        run_ordered::<_, _, (), _, _, _>(&pool(2), tuning, 0..4, job, |r| {
+            out.push(r);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(out, vec![0, 1, 2, 3]);
+        assert_eq!(most_held.load(Ordering::SeqCst), 2);
     }
 
     proptest! {

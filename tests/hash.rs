@@ -181,6 +181,49 @@ fn large_tree_is_identical_for_any_job_count_and_equals_sha256sum_in_walk_order(
 }
 
 #[test]
+fn any_number_of_lanes_gives_sha256sum_digests() {
+    // Sizes around the lane threshold (1 KiB), the 64-byte block and the 128 KiB read chunk,
+    // mixed so lanes of unequal lengths end at different times, in one directory.
+    let dir = temp_dir();
+    let root = dir.path().join("tree");
+    let sizes = [
+        0usize, 1, 63, 64, 65, 1023, 1024, 1025, 4096, 70_000, 131_071, 131_072, 131_073, 131_136,
+        262_144, 300_001, 700_000,
+    ];
+    for (i, size) in sizes.iter().cycle().take(60).enumerate() {
+        let name = format!("f{i:02}");
+        write_file(&root, name.as_bytes(), &pseudo_random(*size, i as u64));
+    }
+    let order: Vec<_> = walk_order(&root)
+        .into_iter()
+        .map(|p| p.strip_prefix(dir.path()).unwrap().to_owned())
+        .collect();
+    let gnu = gnu_sha256sum(dir.path(), &order);
+    let want = gnu.code(0).stdout.clone();
+    for jobs in ["1", "2"] {
+        for lanes in ["1", "2", "3", "4"] {
+            let run = Cmd::sumpool()
+                .args(["hash", "-j", jobs, "--lanes", lanes, "tree"])
+                .dir(dir.path())
+                .run();
+            run.code(0).stderr_empty();
+            assert!(
+                run.stdout == want,
+                "-j {jobs} --lanes {lanes} differs from sha256sum"
+            );
+        }
+    }
+    std::fs::write(dir.path().join("SUMS"), &want).unwrap();
+    for lanes in ["1", "4"] {
+        let run = Cmd::sumpool()
+            .args(["check", "--quiet", "--lanes", lanes, "SUMS"])
+            .dir(dir.path())
+            .run();
+        run.code(0).stdout_is(b"").stderr_empty();
+    }
+}
+
+#[test]
 fn missing_path_is_reported_and_the_rest_is_hashed() {
     let dir = temp_dir();
     write_file(dir.path(), b"good1", b"1");

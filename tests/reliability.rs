@@ -10,7 +10,6 @@ use std::ffi::OsStr;
 use std::fs;
 use std::io::{Read, Write};
 
-use sha2::Digest as _;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, PermissionsExt, symlink};
 use std::os::unix::process::ExitStatusExt;
@@ -189,9 +188,15 @@ fn nothing_is_lost_while_another_thread_changes_the_tree() {
     churner.join().unwrap();
 }
 
-/// Runs `hash -j1 FILE` repeatedly while `writer` runs; every run must print an allowed
-/// digest or report the file as changed, and at least one run must have caught a change.
-fn hash_while_writing(file: &Path, allowed: &[String], writer: impl FnMut() + Send + 'static) {
+/// Runs `hash -j1 --format json FILE` repeatedly while `writer` runs, alternately with the
+/// file in a lane (read in chunks, `lanes`) and hashed alone (through memory maps). Every run
+/// must either report the file as changed, or print a digest and size that `existed` accepts
+/// as a state the file really had; each way must have caught a change at least once.
+fn hash_while_writing(
+    file: &Path,
+    existed: impl Fn(&str, usize) -> bool,
+    writer: impl FnMut() + Send + 'static,
+) {
     let stop = Arc::new(AtomicBool::new(false));
     let thread = {
         let stop = Arc::clone(&stop);
@@ -202,23 +207,29 @@ fn hash_while_writing(file: &Path, allowed: &[String], writer: impl FnMut() + Se
             }
         })
     };
-    let mut changed = 0;
-    for _ in 0..30 {
-        let run = Cmd::sumpool().args(["hash", "-j", "1"]).arg(file).run();
+    let mut changed = [0, 0];
+    for i in 0..30 {
+        let lanes = ["4", "1"][i % 2];
+        let run = Cmd::sumpool()
+            .args(["hash", "-j", "1", "--format", "json", "--lanes", lanes])
+            .arg(file)
+            .run();
+        let objects = util::json_lines(&run);
         match run.code {
             Some(0) => {
-                let lines = parse_lines(&run.stdout);
-                assert_eq!(lines.len(), 1, "{}", run.describe());
+                assert_eq!(objects.len(), 2, "{}", run.describe());
+                let digest = objects[0]["digest"].as_str().unwrap_or_default();
+                let size = objects[0]["size"].as_u64().unwrap_or(u64::MAX) as usize;
                 assert!(
-                    allowed.contains(&lines[0].1),
+                    existed(digest, size),
                     "digest of mixed content\n{}",
                     run.describe()
                 );
             }
             Some(1) => {
-                assert!(run.stdout.is_empty(), "{}", run.describe());
+                assert_eq!(objects[0]["type"], "failure", "{}", run.describe());
                 run.stderr_has(": file changed while being read\n");
-                changed += 1;
+                changed[i % 2] += 1;
             }
             _ => panic!("unexpected result\n{}", run.describe()),
         }
@@ -226,8 +237,8 @@ fn hash_while_writing(file: &Path, allowed: &[String], writer: impl FnMut() + Se
     stop.store(true, Ordering::Relaxed);
     thread.join().unwrap();
     assert!(
-        changed > 0,
-        "no run overlapped a write: the test proved nothing"
+        changed[0] > 0 && changed[1] > 0,
+        "no run overlapped a write (lanes, alone: {changed:?}): the test proved nothing"
     );
 }
 
@@ -242,11 +253,12 @@ fn a_file_rewritten_while_read_is_reported_changed_never_mixed() {
     let page = 12 << 20;
     b[page..page + 4096].copy_from_slice(&pseudo_random(4096, 2));
     let path = write_file(dir.path(), b"big", &a);
-    let allowed = vec![sha256_hex(&a), sha256_hex(&b)];
+    let allowed = [sha256_hex(&a), sha256_hex(&b)];
     let file = fs::OpenOptions::new().write(true).open(&path).unwrap();
     let (page_a, page_b) = (a[page..page + 4096].to_vec(), b[page..page + 4096].to_vec());
     let mut turn = false;
-    hash_while_writing(&path, &allowed, move || {
+    let existed = move |digest: &str, n: usize| n == size && allowed.iter().any(|d| d == digest);
+    hash_while_writing(&path, existed, move || {
         turn = !turn;
         let data = if turn { &page_b } else { &page_a };
         file.write_at(data, page as u64).unwrap();
@@ -259,22 +271,22 @@ fn a_file_truncated_and_appended_while_read_is_reported_changed() {
     let size = 24 << 20;
     let full = pseudo_random(size, 3);
     let path = write_file(dir.path(), b"big", &full);
-    let half = size / 3;
-    // The file is cut to a third, then grows back; while it grows, every page-sized prefix of
-    // the full content is a state it really had. Any other digest would be mixed content.
-    let mut allowed = Vec::new();
-    let mut hasher = sha2::Sha256::new();
-    hasher.update(&full[..half]);
-    allowed.push(hex::encode(hasher.clone().finalize()));
-    for page in full[half..].chunks(4096) {
-        hasher.update(page);
-        allowed.push(hex::encode(hasher.clone().finalize()));
-    }
+    let third = size / 3;
+    // The file is cut to a third, then grows back. While it grows its size passes through
+    // any number of bytes (the kernel copies a write piece by piece), and each prefix of the
+    // full content of at least a third is a state it really had; any other digest, or a
+    // prefix hashed under another length, would be mixed content.
+    let existed = {
+        let full = full.clone();
+        move |digest: &str, n: usize| {
+            (third..=size).contains(&n) && sha256_hex(&full[..n]) == digest
+        }
+    };
     let file = fs::OpenOptions::new().write(true).open(&path).unwrap();
-    hash_while_writing(&path, &allowed, move || {
-        file.set_len(half as u64).unwrap();
+    hash_while_writing(&path, existed, move || {
+        file.set_len(third as u64).unwrap();
         std::thread::sleep(Duration::from_millis(2));
-        file.write_all_at(&full[half..], half as u64).unwrap();
+        file.write_all_at(&full[third..], third as u64).unwrap();
         std::thread::sleep(Duration::from_millis(2));
     });
 }
