@@ -135,7 +135,19 @@ where
                         Admitted::Lane(file, before) => {
                             lanes.push(Lane::new(seq, source, then, file, before));
                         }
-                        Admitted::Hashed(result) => post(seq, then(outcome(source, result))),
+                        Admitted::Alone(opened) => {
+                            // A read that may block (standard input, a FIFO, a device) must
+                            // not hold the files already in lanes hostage: their results
+                            // come first in the output, so they are finished first.
+                            if may_block(&opened) {
+                                while !lanes.is_empty() {
+                                    step(&mut lanes, post);
+                                }
+                            }
+                            let result = hash_opened(opened, algorithm);
+                            post(seq, then(outcome(source, result)));
+                        }
+                        Admitted::Failed(reason) => post(seq, then(outcome(source, Err(reason)))),
                     },
                 }
             }
@@ -155,13 +167,15 @@ where
 enum Admitted {
     /// Into a lane: an open regular file and its status.
     Lane(File, Stat),
-    /// Nowhere: it was hashed alone (or failed, or is skipped).
-    Hashed(Result<Option<(Digest, u64)>, Reason>),
+    /// Hashed alone.
+    Alone(Opened),
+    /// Nowhere: it could not be opened.
+    Failed(Reason),
 }
 
 impl<F> HashJob<'_, F> {
-    /// Opens `source` and either gives it a lane or hashes it alone. `company` tells whether
-    /// other files are, or will be, in this worker's lanes.
+    /// Opens `source` and decides whether it goes into a lane. `company` tells whether other
+    /// files are, or will be, in this worker's lanes.
     fn admit(&self, source: &Source, algorithm: Algorithm, company: bool) -> Admitted {
         match open_source(source, self.skip) {
             Ok(Opened::File(file, before))
@@ -171,9 +185,18 @@ impl<F> HashJob<'_, F> {
             {
                 Admitted::Lane(file, before)
             }
-            Ok(opened) => Admitted::Hashed(hash_opened(opened, algorithm)),
-            Err(reason) => Admitted::Hashed(Err(reason)),
+            Ok(opened) => Admitted::Alone(opened),
+            Err(reason) => Admitted::Failed(reason),
         }
+    }
+}
+
+/// Whether reading `opened` may wait on something else than the disk.
+fn may_block(opened: &Opened) -> bool {
+    match opened {
+        Opened::File(_, stat) => FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile,
+        Opened::Stdin => true,
+        Opened::Skipped => false,
     }
 }
 

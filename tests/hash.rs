@@ -224,6 +224,55 @@ fn any_number_of_lanes_gives_sha256sum_digests() {
 }
 
 #[test]
+fn files_in_flight_are_finished_before_a_read_that_blocks() {
+    // With one worker, four files go in the first batch, and the next three go with standard
+    // input into the second: of unequal sizes, they are still in flight when standard input
+    // is claimed. Input stays open until the bar has counted those three, so they must be
+    // done while sumpool waits on it, not held until it ends.
+    let dir = temp_dir();
+    for (i, size) in [5000, 5000, 5000, 5000, 100_000, 200_000, 300_000]
+        .iter()
+        .enumerate()
+    {
+        write_file(
+            dir.path(),
+            format!("t/f{i}").as_bytes(),
+            &pseudo_random(*size, i as u64),
+        );
+    }
+    let mut child = Command::new(util::sumpool_bin())
+        .args(["hash", "-j", "1", "--progress", "t", "-"])
+        .current_dir(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match std::io::Read::read(&mut stderr, &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    seen.extend_from_slice(&buf[..n]);
+                    if String::from_utf8_lossy(&seen).contains("7/8 files") {
+                        let _ = tx.send(());
+                    }
+                }
+            }
+        }
+    });
+    let counted = rx.recv_timeout(std::time::Duration::from_secs(20)).is_ok();
+    drop(child.stdin.take());
+    assert!(child.wait().unwrap().success());
+    reader.join().unwrap();
+    assert!(counted, "the files before standard input waited for it");
+}
+
+#[test]
 fn missing_path_is_reported_and_the_rest_is_hashed() {
     let dir = temp_dir();
     write_file(dir.path(), b"good1", b"1");
