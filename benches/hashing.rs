@@ -1,5 +1,6 @@
-//! Criterion benchmarks: the hashing core on in-memory data, and whole `hash` and `check` runs
-//! over small generated trees, through the same `sumpool::run` the binary calls.
+//! Criterion benchmarks: the hashing core on in-memory data (one stream through sha2, and
+//! several files at once through `multibuf`), and whole `hash` and `check` runs over small
+//! generated trees, with and without lanes, through the same `sumpool::run` the binary calls.
 //!
 //! Whole-process comparisons with other tools live in `benches/compare.sh`.
 
@@ -11,6 +12,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use sumpool::config::{CheckConfig, Command, Config, Format, HashConfig, Verbosity};
 use sumpool::digest::Algorithm;
 use sumpool::hash::{BLOCK_SIZE, HashOptions, hash_reader};
+use sumpool::multibuf;
 use sumpool::output::{LineFormat, LineStyle};
 use sumpool::pool::Tuning;
 use sumpool::progress::ProgressMode;
@@ -34,6 +36,32 @@ fn hash_in_memory(c: &mut Criterion) {
     group.finish();
 }
 
+/// SHA-256 of 1 MiB per lane, for 1 to 4 lanes: throughput counts the bytes of all lanes, so
+/// it shows what interleaving gains over one stream on this CPU.
+fn multibuf_lanes(c: &mut Criterion) {
+    let mut group = c.benchmark_group("multibuf");
+    let size = 1 << 20;
+    let data: Vec<Vec<u8>> = (0..multibuf::MAX_LANES)
+        .map(|lane| {
+            (0..size)
+                .map(|i| ((i * 31 + lane * 7) % 251) as u8)
+                .collect()
+        })
+        .collect();
+    for lanes in 1..=multibuf::MAX_LANES {
+        group.throughput(Throughput::Bytes((lanes * size) as u64));
+        let slices: Vec<&[u8]> = data[..lanes].iter().map(Vec::as_slice).collect();
+        group.bench_function(BenchmarkId::from_parameter(lanes), |b| {
+            b.iter(|| {
+                let mut states = vec![multibuf::INITIAL_STATE; lanes];
+                multibuf::compress(&mut states, black_box(&slices), size / multibuf::BLOCK_LEN);
+                states
+            })
+        });
+    }
+    group.finish();
+}
+
 /// Writes `files` files of `size` bytes, ten per directory.
 fn make_tree(root: &Path, files: usize, size: usize) {
     for i in 0..files {
@@ -44,10 +72,13 @@ fn make_tree(root: &Path, files: usize, size: usize) {
     }
 }
 
-fn hash_config(root: PathBuf, jobs: usize) -> Config {
+fn hash_config(root: PathBuf, jobs: usize, lanes: usize) -> Config {
     Config {
         jobs,
-        tuning: Tuning::default(),
+        tuning: Tuning {
+            lanes,
+            ..Tuning::default()
+        },
         command: Command::Hash(HashConfig {
             inputs: vec![root],
             files_from: None,
@@ -77,16 +108,17 @@ fn whole_runs(c: &mut Criterion) {
         let root = dir.path().join(name);
         make_tree(&root, files, size);
         group.throughput(Throughput::Elements(files as u64));
-        for jobs in [1, 2] {
-            let config = hash_config(root.clone(), jobs);
-            group.bench_function(BenchmarkId::new(format!("hash/{name}"), jobs), |b| {
+        for (jobs, lanes) in [(1, 1), (1, 4), (2, 1), (2, 4)] {
+            let config = hash_config(root.clone(), jobs, lanes);
+            let id = BenchmarkId::new(format!("hash/{name}/lanes{lanes}"), jobs);
+            group.bench_function(id, |b| {
                 b.iter(|| sumpool::run(&config, &mut io::sink(), &mut io::sink()).map(|r| r.hashed))
             });
         }
         // A manifest of the tree, then `check` of it.
         let manifest = dir.path().join(format!("{name}.sums"));
         let mut out = Vec::new();
-        sumpool::run(&hash_config(root.clone(), 2), &mut out, &mut io::sink()).expect("hash");
+        sumpool::run(&hash_config(root.clone(), 2, 1), &mut out, &mut io::sink()).expect("hash");
         std::fs::write(&manifest, out).expect("write manifest");
         let check = Config {
             jobs: 2,
@@ -110,5 +142,5 @@ fn whole_runs(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, hash_in_memory, whole_runs);
+criterion_group!(benches, hash_in_memory, multibuf_lanes, whole_runs);
 criterion_main!(benches);
