@@ -61,7 +61,7 @@ pub enum BadLine {
     BadTag,
     /// A NUL byte inside a newline-terminated line.
     Nul,
-    /// A record longer than [`MAX_RECORD`].
+    /// A record longer than [`MAX_RECORD`](crate::records::MAX_RECORD).
     TooLong,
     /// A line naming `-` in a list read from standard input.
     StdinName,

@@ -1,7 +1,9 @@
-//! Hashing a reader, a file or standard input.
+//! Hashing a reader, a file or standard input, one at a time.
 //!
-//! This is the only module that reads file contents. It owns the per-worker block buffer, the
-//! "changed while being read" check and the conversion of I/O errors into [`Failure`] values.
+//! This module and `lanes` (which hashes several files at once on one worker, and hands every
+//! file it does not take back to this module) are the only ones that read file contents. It
+//! owns opening a source, the per-worker block buffer, the "changed while being read" check
+//! and the conversion of I/O errors into [`Failure`] values.
 //! It never prints: results go back to the caller, which hands them to the single printing
 //! thread. Which files to hash is `walk`'s business, and on which thread is `pool`'s.
 //!

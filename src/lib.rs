@@ -5,8 +5,8 @@
 //!
 //! The crate is a library with a thin binary: `main` parses the command line into a
 //! [`Config`] and calls [`run`]. The work is a pipeline: [`walk`] turns inputs into an ordered
-//! stream of entries, [`pool`] hashes them on worker threads with [`hash`] and hands results
-//! back in order, and the calling thread alone writes lines with [`output`] (or [`json`]) and
+//! stream of entries, [`pool`] hashes them on worker threads with [`lanes`] (several files at
+//! once per core, through [`multibuf`]) and [`hash`] and hands results back in order, and the calling thread alone writes lines with [`output`] (or [`json`]) and
 //! failures with [`report`]; [`manifest`] ties it together for `hash`.
 
 pub mod audit;

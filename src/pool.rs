@@ -11,7 +11,7 @@
 //! waking a separate feeder for every result cost more than the walk itself.
 //!
 //! A batch is spawned as one job per worker; the jobs claim the batch's items one at a time,
-//! and post each result as soon as it exists (see [`Mailbox`] for how that stays cheap). A
+//! and post each result as soon as it exists (see `Mailbox` for how that stays cheap). A
 //! [`Job`] may hold a few claimed items at once and post their results in any order: `lanes`
 //! hashes several files together on one core that way.
 //! An idle worker thus takes over the rest of a batch whose first owner is stuck in a large
@@ -25,7 +25,8 @@
 //!
 //! A batch is closed when it holds `batch_size` items, or earlier when fewer batches are in
 //! flight than there are workers, so workers never wait for a batch to fill while the walk has
-//! items in hand. The default sizes are explained at [`Tuning::default`].
+//! items in hand; with lanes, such an early batch still holds enough items to fill every
+//! worker's lanes. The default sizes are explained at [`Tuning::default`].
 //!
 //! If `sink` fails (stdout closed or full) the run is cancelled: no more items are pulled,
 //! workers skip what is queued, and the error is returned once every job has stopped. A stop

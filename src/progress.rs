@@ -9,7 +9,7 @@
 //! The totals come from a second, counting walk on a thread of its own (the walk can count
 //! ahead of the hashing); until it is done the bar shows a spinner, then a bar with an ETA.
 //! When the run ends, or stops on SIGINT/SIGTERM, the bar is cleared from the terminal, and
-//! a message printed while it is shown goes through [`Progress::suspend`] so that the bar
+//! a message printed while it is shown goes through [`Progress::stderr`] so that the bar
 //! does not overwrite it. If the user insists with a second signal, the signal handler clears
 //! the line itself before the process dies (`signals`), so no stale bar is left either way.
 
