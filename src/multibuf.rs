@@ -66,13 +66,18 @@ pub fn accelerated() -> bool {
 /// If `states` and `data` differ in length, hold more than [`MAX_LANES`] lanes, or a message
 /// is shorter than `blocks` blocks: callers inside the crate guarantee all three.
 pub fn compress(states: &mut [[u32; 8]], data: &[&[u8]], blocks: usize) {
+    compress_on(accelerated(), states, data, blocks);
+}
+
+/// [`compress`], interleaving the lanes only if `interleave` (and the CPU can).
+fn compress_on(interleave: bool, states: &mut [[u32; 8]], data: &[&[u8]], blocks: usize) {
     assert!(states.len() == data.len() && data.len() <= MAX_LANES);
     assert!(data.iter().all(|d| d.len() >= blocks * BLOCK_LEN));
     if blocks == 0 {
         return;
     }
     #[cfg(target_arch = "x86_64")]
-    if accelerated() && data.len() > 1 {
+    if interleave && accelerated() && data.len() > 1 {
         // SAFETY: the CPU has the features the kernels need (checked just above), and every
         // message holds at least `blocks` blocks (asserted above).
         unsafe {
@@ -274,8 +279,8 @@ mod tests {
     use sha2::Digest as _;
 
     /// The digests of `messages` through this module: the blocks they all have compressed
-    /// together in lanes, the rest of each alone, then `finish`.
-    fn digest_in_lanes(messages: &[Vec<u8>]) -> Vec<[u8; 32]> {
+    /// together in lanes (interleaved if `interleave`), the rest of each alone, then `finish`.
+    fn digest_in_lanes(interleave: bool, messages: &[Vec<u8>]) -> Vec<[u8; 32]> {
         let blocks = messages
             .iter()
             .map(|m| m.len() / BLOCK_LEN)
@@ -284,9 +289,9 @@ mod tests {
         let mut states = vec![INITIAL_STATE; messages.len()];
         let data: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
         // In two calls, so a state carried across calls is exercised too.
-        compress(&mut states, &data, blocks / 2);
+        compress_on(interleave, &mut states, &data, blocks / 2);
         let rest: Vec<&[u8]> = data.iter().map(|d| &d[blocks / 2 * BLOCK_LEN..]).collect();
-        compress(&mut states, &rest, blocks - blocks / 2);
+        compress_on(interleave, &mut states, &rest, blocks - blocks / 2);
         messages
             .iter()
             .zip(states)
@@ -321,14 +326,17 @@ mod tests {
     fn every_padding_length_matches_sha2() {
         for len in 0..=200usize {
             let message: Vec<u8> = (0..len).map(|i| (i * 31 + len) as u8).collect();
-            let digests = digest_in_lanes(std::slice::from_ref(&message));
+            let digests = digest_in_lanes(true, std::slice::from_ref(&message));
             assert_eq!(digests[0], reference(&message), "length {len}");
         }
     }
 
     #[test]
-    fn lanes_of_every_count_match_sha2() {
-        for lanes in 1..=MAX_LANES {
+    fn lanes_of_every_count_match_sha2_interleaved_or_not() {
+        if !accelerated() {
+            eprintln!("no SHA extensions: only the one-lane-at-a-time path is tested");
+        }
+        for (lanes, interleave) in (1..=MAX_LANES).flat_map(|l| [(l, true), (l, false)]) {
             let messages: Vec<Vec<u8>> = (0..lanes)
                 .map(|l| {
                     (0..5000 + l * 977)
@@ -337,7 +345,8 @@ mod tests {
                 })
                 .collect();
             let want: Vec<[u8; 32]> = messages.iter().map(|m| reference(m)).collect();
-            assert_eq!(digest_in_lanes(&messages), want, "{lanes} lanes");
+            let got = digest_in_lanes(interleave, &messages);
+            assert_eq!(got, want, "{lanes} lanes, interleaved: {interleave}");
         }
     }
 
@@ -349,7 +358,7 @@ mod tests {
                 proptest::collection::vec(any::<u8>(), 0..700), 1..=MAX_LANES)
         ) {
             let want: Vec<[u8; 32]> = messages.iter().map(|m| reference(m)).collect();
-            prop_assert_eq!(digest_in_lanes(&messages), want);
+            prop_assert_eq!(digest_in_lanes(true, &messages), want);
         }
     }
 }
