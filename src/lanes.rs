@@ -151,7 +151,8 @@ where
                     },
                 }
             }
-            if lanes.is_empty() {
+            // Stdout closed or full: nobody wants the files in flight any more.
+            if lanes.is_empty() || claims.cancelled() {
                 break;
             }
             active.get_or_insert_with(Active::enter);

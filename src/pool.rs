@@ -108,6 +108,10 @@ pub trait Claims<T> {
     /// small batch (a few large files) while the other workers stay idle. A job holding
     /// nothing may always take the next item.
     fn fair_to_take(&self, held: usize) -> bool;
+
+    /// Whether the run was cancelled: results are no longer wanted, and a job holding items
+    /// may drop them.
+    fn cancelled(&self) -> bool;
 }
 
 /// The plain job: one item at a time, through a function.
@@ -381,6 +385,10 @@ impl<T> Claims<T> for Claim<'_, T> {
 
     fn fair_to_take(&self, held: usize) -> bool {
         held < self.batch.share
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Relaxed)
     }
 }
 
