@@ -46,7 +46,7 @@ use crate::signals;
 pub const LANE_MIN: u64 = 1 << 10;
 
 /// Files larger than this go into a lane only in company: when the worker already holds
-/// other lanes or its batch has more items for it. Alone, a large file is hashed through
+/// other lanes or its batch holds more than one item per worker. Alone, a large file is hashed through
 /// memory maps, with a helper thread when a core is idle, which a lane cannot match (1 GiB:
 /// 0.62 s mapped, 0.69-0.75 s alone in a lane); in company, lanes win (4 files of 512 MiB
 /// on 2 cores: 0.56 s in lanes, 0.70 s mapped one by one).
@@ -138,7 +138,9 @@ where
                         Admitted::Alone(opened) => {
                             // A read that may block (standard input, a FIFO, a device) must
                             // not hold the files already in lanes hostage: their results
-                            // come first in the output, so they are finished first.
+                            // come first in the output, so they are finished first. (Opening
+                            // a FIFO named on the command line already waits for a writer,
+                            // as it always did; a FIFO met in a walk is never opened.)
                             if may_block(&opened) {
                                 while !lanes.is_empty() {
                                     step(&mut lanes, post);
