@@ -149,14 +149,6 @@ fn feed(
     }
 }
 
-/// Hashes `source` with this thread's block buffer. `Ok(None)` means the file is one of
-/// `options.skip` and was not hashed.
-pub fn hash_source(source: Source, options: &HashOptions) -> Result<Option<Hashed>, Failure> {
-    let result = open_source(&source, &options.skip)
-        .and_then(|opened| hash_opened(opened, options.algorithm));
-    outcome(source, result)
-}
-
 /// A source, opened.
 #[derive(Debug)]
 pub enum Opened {
