@@ -11,12 +11,12 @@ use std::path::{Path, PathBuf};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use sumpool::config::{CheckConfig, Command, Config, Format, HashConfig, Verbosity};
 use sumpool::digest::Algorithm;
-use sumpool::hash::{BLOCK_SIZE, HashOptions, hash_reader};
-use sumpool::multibuf;
-use sumpool::output::{LineFormat, LineStyle};
-use sumpool::pool::Tuning;
+use sumpool::engine::multibuf;
+use sumpool::engine::pool::Tuning;
+use sumpool::engine::read::{BLOCK_SIZE, HashOptions, hash_reader};
+use sumpool::engine::walk::WalkOptions;
+use sumpool::format::line::{LineFormat, LineStyle};
 use sumpool::progress::ProgressMode;
-use sumpool::walk::WalkOptions;
 
 fn hash_in_memory(c: &mut Criterion) {
     let mut group = c.benchmark_group("hash_reader");

@@ -10,16 +10,16 @@ use std::sync::Arc;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
-use crate::audit::AuditConfig;
 use crate::config::{
-    CheckConfig, Command, Config, FilesFrom, Format, HashConfig, MergeConfig, Verbosity,
+    AuditConfig, CheckConfig, Command, Config, FilesFrom, Format, HashConfig, MergeConfig,
+    Verbosity,
 };
 use crate::digest::Algorithm;
-use crate::hash::HashOptions;
-use crate::output::{LineFormat, LineStyle};
-use crate::pool::Tuning;
+use crate::engine::pool::Tuning;
+use crate::engine::read::HashOptions;
+use crate::engine::walk::{Exclude, Shard, WalkOptions};
+use crate::format::line::{LineFormat, LineStyle};
 use crate::progress::ProgressMode;
-use crate::walk::{Exclude, Shard, WalkOptions};
 
 const HASH_HELP: &str = "\
 Examples:

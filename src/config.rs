@@ -1,16 +1,19 @@
 //! The run's configuration: plain data, built once from the command line by `cli`.
 //!
 //! Every default is applied before a `Config` exists, so the code that runs the work never
-//! sees clap and never has to guess a default.
+//! sees clap and never has to guess a default. Each command's settings are one type here
+//! (`HashConfig`, `CheckConfig`, `AuditConfig`, `MergeConfig`): this module is the contract
+//! between `cli`, which fills it, and `cmd`, which reads it, and imports neither. The option
+//! types of the stages below (`WalkOptions`, `Tuning`, `LineFormat`) are used as they are.
 
 use std::path::PathBuf;
 
 use crate::digest::Algorithm;
-use crate::hash::HashOptions;
-use crate::output::LineFormat;
-use crate::pool::Tuning;
+use crate::engine::pool::Tuning;
+use crate::engine::read::HashOptions;
+use crate::engine::walk::WalkOptions;
+use crate::format::line::LineFormat;
 use crate::progress::ProgressMode;
-use crate::walk::WalkOptions;
 
 /// Everything a run needs to know.
 #[derive(Debug, Clone)]
@@ -31,9 +34,28 @@ pub enum Command {
     /// Verify files against checksum lists.
     Check(CheckConfig),
     /// Compare a tree with a manifest.
-    Audit(crate::audit::AuditConfig),
+    Audit(AuditConfig),
     /// Merge shard manifests.
     Merge(MergeConfig),
+}
+
+/// Settings of `sumpool audit`.
+#[derive(Debug, Clone)]
+pub struct AuditConfig {
+    /// The manifest to compare with (`-` for standard input).
+    pub manifest: PathBuf,
+    /// The trees to walk, in order.
+    pub inputs: Vec<PathBuf>,
+    /// How to walk them.
+    pub walk: WalkOptions,
+    /// The manifest's algorithm; lines of another are improperly formatted.
+    pub algorithm: Algorithm,
+    /// The manifest's lines end in NUL.
+    pub zero: bool,
+    /// Write the differences as JSON Lines.
+    pub json: bool,
+    /// When to show a progress bar.
+    pub progress: ProgressMode,
 }
 
 /// Settings of `sumpool merge`.

@@ -1,36 +1,53 @@
 //! sumpool checksums large trees of files with SHA-256 (or SHA-224/384/512) on a pool of
 //! threads and prints lines byte-identical to GNU coreutils `sha256sum`, so its output can be
-//! verified by `sha256sum -c`; it also verifies lists ([`check`]), compares a tree with a
-//! manifest ([`audit`]) and merges shard manifests ([`merge`]).
+//! verified by `sha256sum -c`; it also verifies lists (`check`), compares a tree with a
+//! manifest (`audit`) and merges shard manifests (`merge`).
 //!
-//! The crate is a library with a thin binary: `main` parses the command line into a
-//! [`Config`] and calls [`run`]. The work is a pipeline: [`walk`] turns inputs into an ordered
-//! stream of entries, [`pool`] hashes them on worker threads with [`lanes`] (several files at
-//! once per core, through [`multibuf`]) and [`hash`] and hands results back in order, and the calling thread alone writes lines with [`output`] (or [`json`]) and
-//! failures with [`report`]; [`manifest`] ties it together for `hash`.
+//! # The pipeline
+//!
+//! `main` parses the command line with [`cli`] into a [`Config`] (plain data, every default
+//! applied) and calls [`run`], which hands it to one command of [`cmd`]. A command turns its
+//! inputs into an ordered stream of work and drives the [`engine`]: the walk lists the tree,
+//! the pool hashes on worker threads (several files at once per core), and results come back
+//! in input order to the calling thread, the only one that writes. It writes them with
+//! [`format`](mod@format) (checksum lines, JSON) and records failures in a [`report`], which also decides
+//! the exit code.
+//!
+//! # The layout, and why these names
+//!
+//! The folders name the stages, the way fd's `src/` has `exec/`, `filter/` and `fmt/`:
+//!
+//! - [`cmd`]: one module per subcommand (`hash`, `check`, `audit`, `merge`). "cmd" because
+//!   that is what a user types; each module is the whole story of one command, and no command
+//!   reaches into another.
+//! - [`engine`]: everything between a list of inputs and a stream of digests: walking,
+//!   scheduling, reading, the SHA-256 kernels. "engine" because it has no opinion on what the
+//!   digests are for; all four commands run on it.
+//! - [`format`](mod@format): bytes in and out: the GNU line writer and escaping, the checksum-line
+//!   parser, JSON Lines, the quoting of names in messages, the record reader. Pure functions
+//!   over bytes; nothing in it touches a file system or a thread.
+//! - Flat at the top, what every stage shares: [`config`] (the settings, one type per
+//!   command), [`report`] (failures, the tally, exit codes), [`progress`] (the bar),
+//!   [`signals`] (the orderly stop), [`digest`] (algorithms and digests).
+//!
+//! Imports go one way, down this list: `cli`, `cmd`, `config`, `engine`, `progress`,
+//! `report`, `format`, then `digest` and `signals`. `cli` and `cmd` both read `config` (it is
+//! the contract between them) and never each other. `tests/architecture.rs` checks the rule,
+//! that there is no import circle, and that no function runs past 80 lines without a reason
+//! written beside it. `ARCHITECTURE.md` says, for each folder, what it owns and what it must
+//! not touch.
 
-pub mod audit;
-pub mod check;
 pub mod cli;
+pub mod cmd;
 pub mod config;
 pub mod digest;
-pub mod hash;
-pub mod json;
-pub mod lanes;
-pub mod manifest;
-pub mod mapped;
-pub mod merge;
-pub mod multibuf;
-pub mod output;
-pub mod pool;
+pub mod engine;
+pub mod format;
 pub mod progress;
-pub mod quote;
-pub mod records;
 pub mod report;
 pub mod signals;
-pub mod walk;
 
-use std::io::{self, Write};
+use std::io::Write;
 
 use anyhow::Context;
 
@@ -49,37 +66,9 @@ pub fn run(config: &Config, out: &mut dyn Write, err: &mut dyn Write) -> anyhow:
         .build()
         .context("cannot start worker threads")?;
     match &config.command {
-        Command::Hash(hash) => manifest::run(config, hash, &pool, out, err),
-        Command::Audit(audit) => audit::run(config, audit, &pool, out, err),
-        Command::Merge(merge) => {
-            let mut report = Report::default();
-            match merge::run_merge(&merge.inputs, merge.zero, out) {
-                Ok(()) => {}
-                Err(e) if is_broken_pipe(&e) => report.output_closed = true,
-                Err(e) => return Err(e),
-            }
-            Ok(report)
-        }
-        Command::Check(check) => {
-            let mut report = Report::default();
-            match check::run_check(check, &pool, config.tuning, out, err) {
-                Ok(check::CheckOutcome::Checked(true)) => {}
-                // The lists' own warnings were printed; this only sets the exit status.
-                Ok(check::CheckOutcome::Checked(false)) => report.failed += 1,
-                Ok(check::CheckOutcome::Interrupted(signal)) => report.interrupted = Some(signal),
-                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => report.output_closed = true,
-                Err(e) => return Err(e).context("standard output"),
-            }
-            Ok(report)
-        }
+        Command::Hash(hash) => cmd::hash::run(config, hash, &pool, out, err),
+        Command::Check(check) => cmd::check::run(config, check, &pool, out, err),
+        Command::Audit(audit) => cmd::audit::run(config, audit, &pool, out, err),
+        Command::Merge(merge) => cmd::merge::run(merge, out),
     }
-}
-
-/// Whether any cause of `error` is a write into a pipe whose reader has gone.
-pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| {
-        cause
-            .downcast_ref::<io::Error>()
-            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
-    })
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use sumpool::cli::{Action, Cli};
-use sumpool::report::{EXIT_ERROR, EXIT_SUCCESS, PROGRAM, exit_code, io_reason};
+use sumpool::report::{EXIT_ERROR, EXIT_SUCCESS, PROGRAM, exit_code, io_reason, is_broken_pipe};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -35,7 +35,7 @@ fn main() -> ExitCode {
         }
     };
     sumpool::signals::install();
-    let mut out = sumpool::output::stdout_writer();
+    let mut out = sumpool::format::line::stdout_writer();
     // Not locked for the whole run: the progress bar's ticker thread writes to stderr too.
     let mut err = io::stderr();
     match sumpool::run(&config, &mut out, &mut err) {
@@ -47,7 +47,7 @@ fn main() -> ExitCode {
             }
             None => exit_code(report.exit_code()),
         },
-        Err(error) if sumpool::is_broken_pipe(&error) => exit_code(EXIT_SUCCESS),
+        Err(error) if is_broken_pipe(&error) => exit_code(EXIT_SUCCESS),
         Err(error) => {
             let _ = writeln!(err, "{PROGRAM}: {}", fatal_message(&error));
             exit_code(EXIT_ERROR)

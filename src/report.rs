@@ -12,8 +12,8 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::output::path_bytes;
-use crate::quote::quote_name;
+use crate::format::line::path_bytes;
+use crate::format::quote::quote_name;
 
 /// The program name that starts every diagnostic.
 pub const PROGRAM: &str = "sumpool";
@@ -51,6 +51,22 @@ impl fmt::Display for Reason {
                 "filesystem loop: leads back to {}",
                 String::from_utf8_lossy(&quote_name(path_bytes(ancestor)))
             ),
+        }
+    }
+}
+
+impl Reason {
+    /// The short, stable name of this kind of failure, as JSON output gives it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Reason::Changed => "changed",
+            Reason::Loop { .. } => "loop",
+            Reason::Io(err) => match err.kind() {
+                io::ErrorKind::NotFound => "not_found",
+                io::ErrorKind::PermissionDenied => "permission_denied",
+                _ if err.raw_os_error() == Some(libc::ENAMETOOLONG) => "name_too_long",
+                _ => "io",
+            },
         }
     }
 }
@@ -178,6 +194,16 @@ impl Report {
             EXIT_SUCCESS
         }
     }
+}
+
+/// Whether any cause of `error` is a write into a pipe whose reader has gone: the run then
+/// ends quietly, with the status it had so far (as ripgrep does).
+pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// Converts one of the exit codes above into the process's exit code.

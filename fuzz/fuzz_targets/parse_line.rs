@@ -6,9 +6,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sumpool::check::{Layout, parse_line, trim_record};
+use sumpool::format::parse::{Layout, parse_line, trim_record};
 use sumpool::digest::Algorithm;
-use sumpool::output::{LineFormat, LineStyle, format_line};
+use sumpool::format::line::{LineFormat, LineStyle, format_line};
 
 fuzz_target!(|data: &[u8]| {
     // The first byte picks the list kind, the layout state and the accepted algorithm.

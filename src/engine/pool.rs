@@ -85,7 +85,7 @@ impl Default for Tuning {
         Tuning {
             batch_size: 256,
             window: 4096,
-            lanes: crate::lanes::default_lanes(),
+            lanes: crate::engine::multibuf::default_lanes(),
         }
     }
 }

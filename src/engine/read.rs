@@ -17,15 +17,14 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use rustix::fs::{FileType, OFlags, Stat};
 
 use crate::digest::{Algorithm, Digest, Hasher};
-use crate::mapped::hash_mapped;
+use crate::engine::mapped::hash_mapped;
+use crate::engine::source::{DirHandle, FileId, Source};
 use crate::report::{Failure, Reason};
 use crate::signals;
-use crate::walk::DirHandle;
 
 /// Size of the blocks a file is read in; each worker thread owns one buffer of this size.
 pub const BLOCK_SIZE: usize = 1 << 20;
@@ -36,26 +35,6 @@ pub const BLOCK_SIZE: usize = 1 << 20;
 /// files 4% faster, of 64 and 160 KiB files 10% slower; the break-even lies in between.
 pub const MAP_MIN: u64 = 256 << 10;
 
-/// The identity of a file (device and inode), to recognise it under any name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FileId {
-    /// `st_dev`.
-    pub dev: u64,
-    /// `st_ino`.
-    pub ino: u64,
-}
-
-impl FileId {
-    /// The identity of an open file.
-    pub fn of(file: &File) -> io::Result<FileId> {
-        let stat = fstat(file)?;
-        Ok(FileId {
-            dev: stat.st_dev,
-            ino: stat.st_ino,
-        })
-    }
-}
-
 /// What to hash with, and what never to hash.
 #[derive(Debug, Clone, Default)]
 pub struct HashOptions {
@@ -64,41 +43,6 @@ pub struct HashOptions {
     /// Files that must not be hashed whatever they are called: the manifest being written
     /// with `-o`, which may lie inside the walked tree.
     pub skip: Vec<FileId>,
-}
-
-/// One thing to hash.
-#[derive(Debug, Clone)]
-pub enum Source {
-    /// A path to open: a regular file, or anything the user named explicitly (a FIFO, a device).
-    Path(PathBuf),
-    /// A file met during a walk: opened relative to its directory, which the walk holds open,
-    /// so the kernel does not resolve the whole path again for every file.
-    InDir {
-        /// The path, as printed.
-        path: PathBuf,
-        /// The open directory that holds it.
-        dir: Arc<DirHandle>,
-    },
-    /// Standard input, printed as `-`.
-    Stdin,
-}
-
-impl Source {
-    /// The name this source is printed under.
-    pub fn name(&self) -> &Path {
-        match self {
-            Source::Path(path) | Source::InDir { path, .. } => path,
-            Source::Stdin => Path::new("-"),
-        }
-    }
-
-    /// The name this source is printed under, taken.
-    pub fn into_name(self) -> PathBuf {
-        match self {
-            Source::Path(path) | Source::InDir { path, .. } => path,
-            Source::Stdin => PathBuf::from("-"),
-        }
-    }
 }
 
 /// A successfully hashed source.
@@ -347,7 +291,7 @@ mod tests {
     fn files_on_both_sides_of_the_map_threshold_hash_correctly() {
         let dir = tempfile::tempdir().unwrap();
         let mut buf = vec![0; BLOCK_SIZE];
-        let window = crate::mapped::WINDOW as u64;
+        let window = crate::engine::mapped::WINDOW as u64;
         for size in [
             0,
             1,

@@ -38,6 +38,12 @@ pub const INITIAL_STATE: [u32; 8] = [
     0x5be0_cd19,
 ];
 
+/// How many files a worker keeps in flight: [`MAX_LANES`] where the CPU's SHA extensions make
+/// interleaving pay, else 1 (one file at a time, through sha2).
+pub fn default_lanes() -> usize {
+    if accelerated() { MAX_LANES } else { 1 }
+}
+
 /// Bytes in one block of SHA-256.
 pub const BLOCK_LEN: usize = 64;
 

@@ -18,8 +18,7 @@ use base64::Engine as _;
 use serde::Serialize;
 
 use crate::digest::{Algorithm, Digest};
-use crate::output::path_bytes;
-use crate::report::{Failure, Reason};
+use crate::format::line::path_bytes;
 
 /// A path, lossless: text when it is UTF-8, base64 bytes when it is not.
 #[derive(Debug, Serialize)]
@@ -47,7 +46,7 @@ impl JsonPath {
 }
 
 /// Writes `value` as one line.
-fn write_line(out: &mut dyn Write, value: &impl Serialize) -> io::Result<()> {
+pub fn write_line(out: &mut dyn Write, value: &impl Serialize) -> io::Result<()> {
     let mut line = serde_json::to_vec(value).map_err(io::Error::other)?;
     line.push(b'\n');
     out.write_all(&line)
@@ -82,36 +81,28 @@ pub fn write_file(
     )
 }
 
-/// The short, stable name of a failure's kind.
-pub fn failure_kind(reason: &Reason) -> &'static str {
-    match reason {
-        Reason::Changed => "changed",
-        Reason::Loop { .. } => "loop",
-        Reason::Io(err) => match err.kind() {
-            io::ErrorKind::NotFound => "not_found",
-            io::ErrorKind::PermissionDenied => "permission_denied",
-            _ if err.raw_os_error() == Some(libc::ENAMETOOLONG) => "name_too_long",
-            _ => "io",
-        },
-    }
-}
-
-/// `{"type":"failure",...}`: one path that could not be hashed.
-pub fn write_failure(out: &mut dyn Write, failure: &Failure) -> io::Result<()> {
+/// `{"type":"failure",...}`: one path that could not be hashed, the short and stable name of
+/// the kind of failure (`report::Reason::kind`), and the message printed on stderr.
+pub fn write_failure(
+    out: &mut dyn Write,
+    path: &Path,
+    kind: &str,
+    message: String,
+) -> io::Result<()> {
     #[derive(Serialize)]
-    struct FailureLine {
+    struct FailureLine<'a> {
         r#type: &'static str,
         path: JsonPath,
-        kind: &'static str,
+        kind: &'a str,
         message: String,
     }
     write_line(
         out,
         &FailureLine {
             r#type: "failure",
-            path: JsonPath::of(&failure.path),
-            kind: failure_kind(&failure.reason),
-            message: failure.reason.to_string(),
+            path: JsonPath::of(path),
+            kind,
+            message,
         },
     )
 }

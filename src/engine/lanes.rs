@@ -2,7 +2,7 @@
 //!
 //! A single SHA-256 stream leaves the CPU's SHA unit waiting on its own latency; streams of
 //! different files can fill those waits (`multibuf` has the figures). So each worker keeps up
-//! to [`Tuning::lanes`](crate::pool::Tuning) files of its batch *in flight*: it reads a chunk
+//! to [`Tuning::lanes`](crate::engine::pool::Tuning) files of its batch *in flight*: it reads a chunk
 //! of each into a buffer of its own, compresses the whole blocks they all have in one
 //! interleaved pass, refills the lanes that ran dry, and as soon as a file ends, posts its
 //! result and claims the next item. Nothing is split inside a file, and results still reach
@@ -31,12 +31,11 @@ use std::io::{self, Read};
 use rustix::fs::{FileType, Stat};
 
 use crate::digest::{Algorithm, Digest};
-use crate::hash::{
-    FileId, Hashed, Opened, Source, changed, fstat, hash_opened, open_source, outcome,
-};
-use crate::mapped::Active;
-use crate::multibuf::{self, BLOCK_LEN, INITIAL_STATE, MAX_LANES};
-use crate::pool::{Claims, Job};
+use crate::engine::mapped::Active;
+use crate::engine::multibuf::{self, BLOCK_LEN, INITIAL_STATE, MAX_LANES};
+use crate::engine::pool::{Claims, Job};
+use crate::engine::read::{Hashed, Opened, changed, fstat, hash_opened, open_source, outcome};
+use crate::engine::source::{FileId, Source};
 use crate::report::{Failure, Reason};
 use crate::signals;
 
@@ -55,15 +54,6 @@ pub const LARGE: u64 = 64 << 20;
 /// Bytes read into a lane at a time. Four lanes of this fit a core's L2 cache with room to
 /// spare; 64 KiB and 128 KiB reads measured alike, 1 MiB reads 5% slower.
 const CHUNK: usize = 128 << 10;
-
-/// How many files a worker keeps in flight when the CPU allows more than one.
-pub fn default_lanes() -> usize {
-    if multibuf::accelerated() {
-        MAX_LANES
-    } else {
-        1
-    }
-}
 
 /// What the command makes of an item's hash, given the outcome.
 pub type Then<R> = Box<dyn FnOnce(Result<Option<Hashed>, Failure>) -> R + Send>;
@@ -388,7 +378,7 @@ mod tests {
 
     use sha2::Digest as _;
 
-    use crate::pool::{Completion, Tuning, run_ordered};
+    use crate::engine::pool::{Completion, Tuning, run_ordered};
 
     /// Hashes `paths` with a `HashJob` of `lanes` lanes on `threads` threads.
     fn hash_all(paths: &[PathBuf], threads: usize, lanes: usize) -> Vec<Result<Hashed, String>> {

@@ -27,38 +27,20 @@ use std::time::Instant;
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::check::{Layout, parse_line, trim_record};
-use crate::config::Config;
+use crate::config::{AuditConfig, Config};
 use crate::digest::{Algorithm, Digest};
-use crate::hash::{FileId, HashOptions, Hashed};
-use crate::json::JsonPath;
-use crate::lanes::{HashJob, Plan};
-use crate::output::path_bytes;
-use crate::pool::{self, Completion};
+use crate::engine::lanes::{HashJob, Plan};
+use crate::engine::pool::{self, Completion};
+use crate::engine::read::{HashOptions, Hashed};
+use crate::engine::source::FileId;
+use crate::engine::walk::{Entry, Exclude, Walk};
+use crate::format::json::JsonPath;
+use crate::format::line::path_bytes;
+use crate::format::parse::{Layout, parse_line, trim_record};
+use crate::format::quote::quote_name;
+use crate::format::records::{Record, RecordReader};
 use crate::progress::Progress;
-use crate::quote::quote_name;
-use crate::records::{Record, RecordReader};
 use crate::report::{Failure, PROGRAM, Reason, Report};
-use crate::walk::{Entry, Exclude, Walk, WalkOptions};
-
-/// Settings of `sumpool audit`.
-#[derive(Debug, Clone)]
-pub struct AuditConfig {
-    /// The manifest to compare with (`-` for standard input).
-    pub manifest: std::path::PathBuf,
-    /// The trees to walk, in order.
-    pub inputs: Vec<std::path::PathBuf>,
-    /// How to walk them.
-    pub walk: WalkOptions,
-    /// The manifest's algorithm; lines of another are improperly formatted.
-    pub algorithm: Algorithm,
-    /// The manifest's lines end in NUL.
-    pub zero: bool,
-    /// Write the differences as JSON Lines.
-    pub json: bool,
-    /// When to show a progress bar.
-    pub progress: crate::progress::ProgressMode,
-}
 
 /// What became of a listed file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

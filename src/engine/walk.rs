@@ -15,16 +15,13 @@
 
 use std::fs;
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
-use rustix::fs::{Mode, OFlags};
 use walkdir::WalkDir;
 
-use crate::hash::Source;
+use crate::engine::source::{DirHandle, Source};
 use crate::report::{Failure, Reason};
 
 /// Why an entry met during a walk was not hashed.
@@ -85,7 +82,7 @@ impl Shard {
     /// every version, unlike a hasher seeded per process.
     pub fn contains(&self, relative: &Path) -> bool {
         use sha2::Digest as _;
-        let digest = sha2::Sha256::digest(crate::output::path_bytes(relative));
+        let digest = sha2::Sha256::digest(crate::format::line::path_bytes(relative));
         let mut first = [0u8; 8];
         first.copy_from_slice(&digest[..8]);
         u64::from_be_bytes(first) % self.count + 1 == self.index
@@ -129,48 +126,6 @@ pub type Input = Result<PathBuf, Failure>;
 
 /// Longest path, in bytes with its terminating NUL, that the kernel opens by name.
 const PATH_MAX: usize = libc::PATH_MAX as usize;
-
-/// Most directory handles open at once. Each walked directory that holds files is opened once
-/// so its files can be opened relative to it; handles are shared with the work in flight and
-/// closed when it is done. Past this many (a window of work spread over many directories),
-/// files are opened by full path instead, which is slower but needs no descriptor.
-const MAX_DIR_HANDLES: usize = 256;
-
-static OPEN_DIR_HANDLES: AtomicUsize = AtomicUsize::new(0);
-
-/// An open directory, used to open the files in it without resolving their whole path again.
-#[derive(Debug)]
-pub struct DirHandle(OwnedFd);
-
-impl DirHandle {
-    /// Opens `path` as a directory handle, unless too many are open already.
-    fn open(path: &Path) -> Option<Arc<DirHandle>> {
-        if OPEN_DIR_HANDLES.fetch_add(1, Ordering::Relaxed) >= MAX_DIR_HANDLES {
-            OPEN_DIR_HANDLES.fetch_sub(1, Ordering::Relaxed);
-            return None;
-        }
-        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
-        match rustix::fs::open(path, flags, Mode::empty()) {
-            Ok(fd) => Some(Arc::new(DirHandle(fd))),
-            Err(_) => {
-                OPEN_DIR_HANDLES.fetch_sub(1, Ordering::Relaxed);
-                None
-            }
-        }
-    }
-}
-
-impl Drop for DirHandle {
-    fn drop(&mut self) {
-        OPEN_DIR_HANDLES.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-impl AsFd for DirHandle {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.0.as_fd()
-    }
-}
 
 /// The directory being walked at one depth, and its handle once a file in it needed one.
 struct OpenDir {
@@ -369,7 +324,7 @@ pub fn list_inputs(list: &Path, null: bool) -> io::Result<impl Iterator<Item = I
         Box::new(fs::File::open(list)?)
     };
     let delim = if null { b'\0' } else { b'\n' };
-    let mut records = crate::records::RecordReader::new(reader, delim);
+    let mut records = crate::format::records::RecordReader::new(reader, delim);
     let list = list.to_path_buf();
     let mut buf = Vec::new();
     let mut done = false;
@@ -377,11 +332,11 @@ pub fn list_inputs(list: &Path, null: bool) -> io::Result<impl Iterator<Item = I
         while !done {
             match records.next_record(&mut buf) {
                 Ok(None) => return None,
-                Ok(Some(crate::records::Record::TooLong)) => {
+                Ok(Some(crate::format::records::Record::TooLong)) => {
                     let too_long = io::Error::from_raw_os_error(libc::ENAMETOOLONG);
                     return Some(Err(Failure::new(list.clone(), too_long)));
                 }
-                Ok(Some(crate::records::Record::Complete)) => {
+                Ok(Some(crate::format::records::Record::Complete)) => {
                     let name = buf.strip_suffix(&[delim]).unwrap_or(&buf);
                     if !name.is_empty() {
                         let name =

@@ -15,14 +15,15 @@ use std::time::Instant;
 use anyhow::Context;
 
 use crate::config::{Config, Format, HashConfig};
-use crate::hash::{FileId, HashOptions, Hashed};
-use crate::json;
-use crate::lanes::{HashJob, Plan};
-use crate::output::{format_line, path_bytes};
-use crate::pool::{self, Completion};
+use crate::engine::lanes::{HashJob, Plan};
+use crate::engine::pool::{self, Completion};
+use crate::engine::read::{HashOptions, Hashed};
+use crate::engine::source::FileId;
+use crate::engine::walk::{Entry, Input, Skip, Walk, WalkOptions, list_inputs};
+use crate::format::json;
+use crate::format::line::{format_line, path_bytes};
 use crate::progress::{Counter, Progress, Totals};
 use crate::report::{Failure, Report};
-use crate::walk::{Entry, Input, Skip, Walk, WalkOptions, list_inputs};
 
 /// The result of one walk entry after the worker is done with it.
 enum Outcome {
@@ -257,7 +258,12 @@ fn hash_all(
                 out.flush()?;
                 report.fail(err, &failure);
                 if hash.format == Format::Json {
-                    json::write_failure(out, &failure)?;
+                    json::write_failure(
+                        out,
+                        &failure.path,
+                        failure.reason.kind(),
+                        failure.reason.to_string(),
+                    )?;
                 }
                 progress.advance(0);
             }

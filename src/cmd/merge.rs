@@ -19,8 +19,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-use crate::check::{Layout, parse_line, trim_record};
-use crate::records::{Record, RecordReader};
+use crate::config::MergeConfig;
+use crate::format::parse::{Layout, parse_line, trim_record};
+use crate::format::records::{Record, RecordReader};
+use crate::report::{Report, is_broken_pipe};
 
 /// Compares two paths (as bytes) in walk order: component by component.
 pub fn walk_order(a: &[u8], b: &[u8]) -> Ordering {
@@ -99,8 +101,20 @@ impl Input {
     }
 }
 
+/// Runs `sumpool merge`. A reader of stdout that went away ends the run quietly; any other
+/// error (an input that is not a manifest in walk order) is fatal.
+pub fn run(merge: &MergeConfig, out: &mut dyn Write) -> anyhow::Result<Report> {
+    let mut report = Report::default();
+    match merge_manifests(&merge.inputs, merge.zero, out) {
+        Ok(()) => {}
+        Err(e) if is_broken_pipe(&e) => report.output_closed = true,
+        Err(e) => return Err(e),
+    }
+    Ok(report)
+}
+
 /// Merges the manifests `inputs` (NUL-terminated with `zero`) onto `out`.
-pub fn run_merge(inputs: &[PathBuf], zero: bool, out: &mut dyn Write) -> anyhow::Result<()> {
+fn merge_manifests(inputs: &[PathBuf], zero: bool, out: &mut dyn Write) -> anyhow::Result<()> {
     let mut inputs: Vec<Input> = inputs
         .iter()
         .map(|name| Input::open(name, zero))

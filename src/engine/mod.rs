@@ -1,0 +1,22 @@
+//! From inputs to an ordered stream of digests: walking, scheduling, reading, SHA-256.
+//!
+//! - [`walk`] turns command-line inputs into an ordered stream of [`source::Source`]s, and
+//!   decides what is skipped or failed on the way.
+//! - [`pool`] runs items on worker threads in batches and hands results back in input order,
+//!   in a bounded window.
+//! - [`lanes`] is the pool job that hashes several files at once per worker, through the
+//!   interleaved SHA-256 of [`multibuf`]; [`read`] hashes one source at a time (reads, or
+//!   memory maps through [`mapped`]) and owns the "changed while being read" check.
+//! - [`source`] holds the nouns they share: what to read, and the open directory it is in.
+//!
+//! The engine knows nothing of commands, of output formats or of the progress bar: it turns
+//! items into results (`Hashed` or a [`crate::report::Failure`]) and gives them back. It
+//! never writes to stdout or stderr.
+
+pub mod lanes;
+pub mod mapped;
+pub mod multibuf;
+pub mod pool;
+pub mod read;
+pub mod source;
+pub mod walk;

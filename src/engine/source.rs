@@ -1,0 +1,112 @@
+//! What the engine reads: a [`Source`] (a path, a file in an open directory, or standard
+//! input), the [`DirHandle`] a walk shares with the work in flight, and a file's identity
+//! ([`FileId`]).
+//!
+//! These are the nouns `walk` produces and `read` and `lanes` consume; they live here, below
+//! both, so that neither has to import the other. Nothing here reads file contents.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rustix::fs::{Mode, OFlags};
+
+/// The identity of a file (device and inode), to recognise it under any name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileId {
+    /// `st_dev`.
+    pub dev: u64,
+    /// `st_ino`.
+    pub ino: u64,
+}
+
+impl FileId {
+    /// The identity of an open file.
+    pub fn of(file: &File) -> io::Result<FileId> {
+        let stat = rustix::fs::fstat(file).map_err(io::Error::from)?;
+        Ok(FileId {
+            dev: stat.st_dev,
+            ino: stat.st_ino,
+        })
+    }
+}
+
+/// One thing to hash.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A path to open: a regular file, or anything the user named explicitly (a FIFO, a device).
+    Path(PathBuf),
+    /// A file met during a walk: opened relative to its directory, which the walk holds open,
+    /// so the kernel does not resolve the whole path again for every file.
+    InDir {
+        /// The path, as printed.
+        path: PathBuf,
+        /// The open directory that holds it.
+        dir: Arc<DirHandle>,
+    },
+    /// Standard input, printed as `-`.
+    Stdin,
+}
+
+impl Source {
+    /// The name this source is printed under.
+    pub fn name(&self) -> &Path {
+        match self {
+            Source::Path(path) | Source::InDir { path, .. } => path,
+            Source::Stdin => Path::new("-"),
+        }
+    }
+
+    /// The name this source is printed under, taken.
+    pub fn into_name(self) -> PathBuf {
+        match self {
+            Source::Path(path) | Source::InDir { path, .. } => path,
+            Source::Stdin => PathBuf::from("-"),
+        }
+    }
+}
+
+/// Most directory handles open at once. Each walked directory that holds files is opened once
+/// so its files can be opened relative to it; handles are shared with the work in flight and
+/// closed when it is done. Past this many (a window of work spread over many directories),
+/// files are opened by full path instead, which is slower but needs no descriptor.
+const MAX_DIR_HANDLES: usize = 256;
+
+static OPEN_DIR_HANDLES: AtomicUsize = AtomicUsize::new(0);
+
+/// An open directory, used to open the files in it without resolving their whole path again.
+#[derive(Debug)]
+pub struct DirHandle(OwnedFd);
+
+impl DirHandle {
+    /// Opens `path` as a directory handle, unless too many are open already.
+    pub(crate) fn open(path: &Path) -> Option<Arc<DirHandle>> {
+        if OPEN_DIR_HANDLES.fetch_add(1, Ordering::Relaxed) >= MAX_DIR_HANDLES {
+            OPEN_DIR_HANDLES.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        match rustix::fs::open(path, flags, Mode::empty()) {
+            Ok(fd) => Some(Arc::new(DirHandle(fd))),
+            Err(_) => {
+                OPEN_DIR_HANDLES.fetch_sub(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+}
+
+impl Drop for DirHandle {
+    fn drop(&mut self) {
+        OPEN_DIR_HANDLES.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl AsFd for DirHandle {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}

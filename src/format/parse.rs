@@ -1,0 +1,376 @@
+//! The checksum-line parser: one line of a checksum list in, an [`Entry`] or a [`BadLine`] out.
+//!
+//! Pure and shared: `check` verifies what it parses, `audit` reads a manifest into its index,
+//! `merge` orders lines by the names it finds. It follows GNU coreutils 9.1 `sha256sum -c` rule
+//! for rule: the layouts it accepts, the escapes, the BSD tag, and the layout that the first
+//! untagged line fixes for a whole run ([`Layout`]). The table below and the differential test
+//! against the real `sha256sum -c` (`tests/check.rs`) pin it down; `fuzz/` has a target for it.
+//!
+//! What a record is (a line or a NUL-terminated name, and its length limit) is `records`'s
+//! business; what to do with a bad line (count it, warn, refuse the input) is the caller's.
+
+use crate::digest::{Algorithm, Digest};
+
+/// One well-formed checksum line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The algorithm, from the line's tag or the length of its digest.
+    pub algorithm: Algorithm,
+    /// The expected digest.
+    pub digest: Digest,
+    /// The file name, unescaped, as bytes.
+    pub name: Vec<u8>,
+}
+
+/// Why a line is improperly formatted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadLine {
+    /// Shorter than a digest, a separator and a one-byte name.
+    TooShort,
+    /// The digest is not hex digits of the length of an accepted algorithm.
+    BadDigest,
+    /// Nothing follows the digest.
+    NoSeparator,
+    /// A line in the other untagged layout than the list's first untagged line.
+    MixedLayout,
+    /// A backslash escape other than `\\`, `\n`, `\r`, or a trailing backslash.
+    BadEscape,
+    /// A BSD line without `)`, `=`, or with something else than a digest after `=`.
+    BadTag,
+    /// A NUL byte inside a newline-terminated line.
+    Nul,
+    /// A record longer than [`MAX_RECORD`](crate::format::records::MAX_RECORD).
+    TooLong,
+    /// A line naming `-` in a list read from standard input.
+    StdinName,
+}
+
+/// The untagged layout of a list, decided by its first untagged line (GNU's `bsd_reversed`).
+///
+/// `<hex>  <name>` (two spaces, or space and `*`) is the GNU layout; `<hex> <name>` (one
+/// space) is what BSD `md5 -r` prints. GNU refuses to mix them in one run, so that a file
+/// renamed with a leading space cannot make a line mean something else; once reversed, a GNU
+/// looking line is read as reversed (its name starts with the space or `*`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Layout {
+    /// No untagged line seen yet.
+    #[default]
+    Undecided,
+    /// `<hex>  <name>` or `<hex> *<name>`.
+    Standard,
+    /// `<hex> <name>`.
+    Reversed,
+}
+
+fn is_white(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+/// Decodes the hex digest of `algorithm`, either case.
+fn parse_digest(algorithm: Algorithm, hex: &[u8]) -> Result<Digest, BadLine> {
+    Digest::from_hex(algorithm, hex).ok_or(BadLine::BadDigest)
+}
+
+fn unescape_if(name: &[u8], escaped: bool) -> Result<Vec<u8>, BadLine> {
+    if escaped {
+        super::line::unescape_name(name).ok_or(BadLine::BadEscape)
+    } else {
+        Ok(name.to_vec())
+    }
+}
+
+/// Parses one line of a checksum list, already stripped of its terminator (and, for newline
+/// lists, of one trailing carriage return). `layout` carries GNU's layout rule from line to
+/// line and from list to list; it is updated as GNU updates it, even for a line that is then
+/// rejected.
+///
+/// With `only`, the line must be of that algorithm, exactly as `sha256sum -c` (or
+/// `sha512sum -c`...) requires. Without, the algorithm comes from the line: from its BSD tag,
+/// or from the length of an untagged digest (56, 64, 96 or 128 hex digits), so one list may
+/// mix algorithms.
+pub fn parse_line(
+    line: &[u8],
+    layout: &mut Layout,
+    only: Option<Algorithm>,
+) -> Result<Entry, BadLine> {
+    let at = |i: usize| line.get(i).copied().unwrap_or(0);
+    let mut i = line.iter().take_while(|&&b| is_white(b)).count();
+    let escaped = at(i) == b'\\';
+    if escaped {
+        i += 1;
+    }
+
+    let candidates: &[Algorithm] = match &only {
+        Some(algorithm) => std::slice::from_ref(algorithm),
+        None => &Algorithm::ALL,
+    };
+    if let Some(&algorithm) = candidates
+        .iter()
+        .find(|a| line[i..].starts_with(a.tag().as_bytes()))
+    {
+        i += algorithm.tag().len();
+        if at(i) == b' ' {
+            i += 1;
+        }
+        if at(i) != b'(' {
+            return Err(BadLine::BadTag);
+        }
+        return parse_tagged(&line[i + 1..], escaped, algorithm);
+    }
+
+    // Untagged: `<hex><white><name>`. The digest is split off from the left, at the first
+    // white byte, because every byte after the separator belongs to the name: names may hold
+    // spaces, tabs, even a leading space, and only the digest has a known shape.
+    let start = i;
+    let field = line[start..].iter().take_while(|&&b| !is_white(b)).count();
+    let algorithm = only
+        .or_else(|| Algorithm::from_hex_len(field))
+        .ok_or(BadLine::BadDigest)?;
+    let min_len = algorithm.hex_len() + 2 + usize::from(at(start) == b'\\');
+    if line.len() - start < min_len {
+        return Err(BadLine::TooShort);
+    }
+    i = start + field;
+    if i == line.len() {
+        return Err(BadLine::NoSeparator);
+    }
+    let digest = parse_digest(algorithm, &line[start..i])?;
+    i += 1;
+
+    let reversed = line.len() - i == 1 || (at(i) != b' ' && at(i) != b'*');
+    if reversed {
+        if *layout == Layout::Standard {
+            return Err(BadLine::MixedLayout);
+        }
+        *layout = Layout::Reversed;
+    } else if *layout != Layout::Reversed {
+        *layout = Layout::Standard;
+        i += 1;
+    }
+    let name = unescape_if(&line[i..], escaped)?;
+    Ok(Entry {
+        algorithm,
+        digest,
+        name,
+    })
+}
+
+/// The part of a BSD line after `SHA256 (`: `<name>) = <hex>`. The name is split off from the
+/// right, at the last `)`, because the name may itself hold `)` and `=`, while the digest
+/// after it cannot.
+fn parse_tagged(rest: &[u8], escaped: bool, algorithm: Algorithm) -> Result<Entry, BadLine> {
+    let close = rest
+        .iter()
+        .rposition(|&b| b == b')')
+        .ok_or(BadLine::BadTag)?;
+    let name = unescape_if(&rest[..close], escaped)?;
+    let mut i = close + 1;
+    while i < rest.len() && is_white(rest[i]) {
+        i += 1;
+    }
+    if rest.get(i) != Some(&b'=') {
+        return Err(BadLine::BadTag);
+    }
+    i += 1;
+    while i < rest.len() && is_white(rest[i]) {
+        i += 1;
+    }
+    let digest = parse_digest(algorithm, &rest[i..])?;
+    Ok(Entry {
+        algorithm,
+        digest,
+        name,
+    })
+}
+
+/// The content of a record that should be parsed, or `None` for comments and blank lines.
+/// Newline lists lose their `\n` and one `\r` (CRLF files); NUL lists keep every byte.
+pub fn trim_record(record: &[u8], zero: bool) -> Option<&[u8]> {
+    if record.first() == Some(&b'#') {
+        return None;
+    }
+    let delim = if zero { b'\0' } else { b'\n' };
+    let mut line = record.strip_suffix(&[delim]).unwrap_or(record);
+    if !zero {
+        line = line.strip_suffix(b"\r").unwrap_or(line);
+    }
+    (!line.is_empty()).then_some(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::line::{LineFormat, LineStyle, format_line};
+    use proptest::prelude::*;
+
+    const HEX: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+
+    fn digest() -> Digest {
+        Digest::from_hex(Algorithm::Sha256, HEX.as_bytes()).unwrap()
+    }
+
+    fn parse(line: &str, layout: Layout) -> (Result<Vec<u8>, BadLine>, Layout) {
+        let mut layout = layout;
+        let result = parse_line(line.as_bytes(), &mut layout, Some(Algorithm::Sha256)).map(|e| {
+            assert_eq!(e.digest, digest());
+            e.name
+        });
+        (result, layout)
+    }
+
+    #[test]
+    fn parse_line_table() {
+        use BadLine::*;
+        use Layout::*;
+        let upper = HEX.to_uppercase();
+        type Case = (String, Layout, Result<&'static [u8], BadLine>, Layout);
+        let cases: Vec<Case> = vec![
+            (format!("{HEX}  a"), Undecided, Ok(b"a"), Standard),
+            (format!("{HEX} *a"), Undecided, Ok(b"a"), Standard),
+            (format!("  \t{HEX}  a"), Undecided, Ok(b"a"), Standard),
+            (format!("{upper}  a"), Undecided, Ok(b"a"), Standard),
+            (format!("{HEX}  a b  "), Undecided, Ok(b"a b  "), Standard),
+            (format!("{HEX}   lead"), Undecided, Ok(b" lead"), Standard),
+            (format!("{HEX}  *a"), Undecided, Ok(b"*a"), Standard),
+            // One space: the BSD `md5 -r` layout, which then sticks.
+            (format!("{HEX} a"), Undecided, Ok(b"a"), Reversed),
+            (format!("{HEX}\ta"), Undecided, Ok(b"a"), Reversed),
+            (format!("{HEX}  a"), Reversed, Ok(b" a"), Reversed),
+            (format!("{HEX} a"), Standard, Err(MixedLayout), Standard),
+            // Hex plus two spaces is a reversed line naming " ".
+            (format!("{HEX}  "), Undecided, Ok(b" "), Reversed),
+            (format!("{HEX} "), Undecided, Err(TooShort), Undecided),
+            (HEX.to_string(), Undecided, Err(TooShort), Undecided),
+            (format!("{HEX}0  a"), Undecided, Err(BadDigest), Undecided),
+            (
+                format!("{}  a", &HEX[1..]),
+                Undecided,
+                Err(BadDigest),
+                Undecided,
+            ),
+            (
+                format!("{}g  abc", &HEX[1..]),
+                Undecided,
+                Err(BadDigest),
+                Undecided,
+            ),
+            (
+                format!("\\{HEX}  a\\\\b\\nc\\rd"),
+                Undecided,
+                Ok(b"a\\b\nc\rd"),
+                Standard,
+            ),
+            (
+                format!("\\{HEX}  a\\tb"),
+                Undecided,
+                Err(BadEscape),
+                Standard,
+            ),
+            (format!("\\{HEX}  a\\"), Undecided, Err(BadEscape), Standard),
+            // Without the leading backslash, backslashes are literal.
+            (format!("{HEX}  a\\nb"), Undecided, Ok(b"a\\nb"), Standard),
+            (
+                format!("SHA256 (a) = {HEX}"),
+                Undecided,
+                Ok(b"a"),
+                Undecided,
+            ),
+            (format!("SHA256(a)= {upper}"), Standard, Ok(b"a"), Standard),
+            (
+                format!("SHA256 (a) \t=\t {HEX}"),
+                Undecided,
+                Ok(b"a"),
+                Undecided,
+            ),
+            (
+                format!("SHA256 (x) = y) = {HEX}"),
+                Undecided,
+                Ok(b"x) = y"),
+                Undecided,
+            ),
+            (format!("SHA256 () = {HEX}"), Undecided, Ok(b""), Undecided),
+            (
+                format!("\\SHA256 (a\\nb) = {HEX}"),
+                Undecided,
+                Ok(b"a\nb"),
+                Undecided,
+            ),
+            (
+                format!("SHA256 (a) = {HEX} "),
+                Undecided,
+                Err(BadDigest),
+                Undecided,
+            ),
+            (
+                format!("SHA256  (a) = {HEX}"),
+                Undecided,
+                Err(BadTag),
+                Undecided,
+            ),
+            (
+                format!("SHA256 (a = {HEX}"),
+                Undecided,
+                Err(BadTag),
+                Undecided,
+            ),
+            (
+                format!("SHA256 (a) {HEX}"),
+                Undecided,
+                Err(BadTag),
+                Undecided,
+            ),
+            (
+                format!("SHA512 (a) = {HEX}"),
+                Undecided,
+                Err(BadDigest),
+                Undecided,
+            ),
+            (
+                format!("sha256 (a) = {HEX}"),
+                Undecided,
+                Err(BadDigest),
+                Undecided,
+            ),
+        ];
+        for (line, before, want, after) in cases {
+            let (got, layout) = parse(&line, before);
+            assert_eq!(got.as_deref().map_err(|e| *e), want, "line {line:?}");
+            assert_eq!(layout, after, "layout after {line:?}");
+        }
+    }
+
+    #[test]
+    fn trim_record_rules() {
+        assert_eq!(trim_record(b"# comment\n", false), None);
+        assert_eq!(trim_record(b"\r\n", false), None);
+        assert_eq!(trim_record(b"x\r\r\n", false), Some(&b"x\r"[..]));
+        assert_eq!(trim_record(b"x", false), Some(&b"x"[..]));
+        assert_eq!(trim_record(b"x\r\n\0", true), Some(&b"x\r\n"[..]));
+        assert_eq!(trim_record(b"\0", true), None);
+    }
+
+    proptest! {
+        #[test]
+        fn any_name_written_by_hash_parses_back(
+            name in proptest::collection::vec(1u8..=255, 1..80),
+            algorithm in proptest::sample::select(Algorithm::ALL.to_vec()),
+            bytes in proptest::collection::vec(any::<u8>(), 64),
+            bsd in any::<bool>(),
+            zero in any::<bool>(),
+        ) {
+            let digest = Digest::from_bytes(&bytes[..algorithm.digest_len()]).unwrap();
+            let style = if bsd { LineStyle::Bsd } else { LineStyle::Gnu };
+            let format = LineFormat { style, zero, tag: algorithm.tag() };
+            let mut line = Vec::new();
+            format_line(&mut line, &format, digest.as_bytes(), &name);
+            let content = trim_record(&line, zero);
+            // A -z record keeps every byte; a newline record loses one trailing CR, which
+            // escaping guarantees is never part of the name.
+            let mut layout = Layout::Undecided;
+            let entry = parse_line(content.unwrap(), &mut layout, None).unwrap();
+            prop_assert_eq!(entry.name, name);
+            prop_assert_eq!(entry.digest.as_bytes(), digest.as_bytes());
+            prop_assert_eq!(entry.algorithm, algorithm);
+        }
+    }
+}
