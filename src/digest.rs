@@ -1,9 +1,9 @@
 //! The SHA-2 algorithms sumpool offers, their digests, and one hasher type over all of them.
 //!
-//! Everything else stays algorithm-agnostic: `hash` feeds a [`Hasher`], `output` writes a
-//! [`Digest`] and the algorithm's [`Algorithm::tag`], `check` learns the algorithm of each line
-//! from its tag or its digest length. The implementations are the sha2 crate's, which use the
-//! CPU's SHA extensions when present.
+//! Everything else stays algorithm-agnostic: `engine::read` feeds a [`Hasher`], `format::line`
+//! writes a [`Digest`] and the algorithm's [`Algorithm::tag`], `format::parse` learns the algorithm
+//! of each line from its tag or its digest length. The implementations are the sha2 crate's, which
+//! use the CPU's SHA extensions when present.
 
 use std::fmt;
 

@@ -1,41 +1,39 @@
-//! sumpool checksums large trees of files with SHA-256 (or SHA-224/384/512) on a pool of
-//! threads and prints lines byte-identical to GNU coreutils `sha256sum`, so its output can be
-//! verified by `sha256sum -c`; it also verifies lists (`check`), compares a tree with a
-//! manifest (`audit`) and merges shard manifests (`merge`).
+//! sumpool checksums large trees of files with SHA-256 (or SHA-224/384/512) on a pool of threads
+//! and prints lines byte-identical to GNU coreutils `sha256sum`, so its output can be verified by
+//! `sha256sum -c`; it also verifies lists (`check`), compares a tree with a manifest (`audit`) and
+//! merges shard manifests (`merge`).
 //!
 //! # The pipeline
 //!
 //! `main` parses the command line with [`cli`] into a [`Config`] (plain data, every default
-//! applied) and calls [`run`], which hands it to one command of [`cmd`]. A command turns its
-//! inputs into an ordered stream of work and drives the [`engine`]: the walk lists the tree,
-//! the pool hashes on worker threads (several files at once per core), and results come back
-//! in input order to the calling thread, the only one that writes. It writes them with
-//! [`format`](mod@format) (checksum lines, JSON) and records failures in a [`report`], which also decides
-//! the exit code.
+//! applied) and calls [`run`], which hands it to one command of [`cmd`]. A command turns its inputs
+//! into an ordered stream of work and drives the [`engine`]: the walk lists the tree, the pool
+//! hashes on worker threads (several files at once per core), and results come back in input order
+//! to the calling thread, the only one that writes. It writes them with [`format`](mod@format)
+//! (checksum lines, JSON) and records failures in a [`report`], which also decides the exit code.
 //!
 //! # The layout, and why these names
 //!
 //! The folders name the stages, the way fd's `src/` has `exec/`, `filter/` and `fmt/`:
 //!
-//! - [`cmd`]: one module per subcommand (`hash`, `check`, `audit`, `merge`). "cmd" because
-//!   that is what a user types; each module is the whole story of one command, and no command
-//!   reaches into another.
-//! - [`engine`]: everything between a list of inputs and a stream of digests: walking,
-//!   scheduling, reading, the SHA-256 kernels. "engine" because it has no opinion on what the
-//!   digests are for; all four commands run on it.
+//! - [`cmd`]: one module per subcommand (`hash`, `check`, `audit`, `merge`). "cmd" because that is
+//!   what a user types; each module is the whole story of one command, and no command reaches into
+//!   another.
+//! - [`engine`]: everything between a list of inputs and a stream of digests: walking, scheduling,
+//!   reading, the SHA-256 kernels. "engine" because it has no opinion on what the digests are for;
+//!   all four commands run on it.
 //! - [`format`](mod@format): bytes in and out: the GNU line writer and escaping, the checksum-line
-//!   parser, JSON Lines, the quoting of names in messages, the record reader. Pure functions
-//!   over bytes; nothing in it touches a file system or a thread.
-//! - Flat at the top, what every stage shares: [`config`] (the settings, one type per
-//!   command), [`report`] (failures, the tally, exit codes), [`progress`] (the bar),
-//!   [`signals`] (the orderly stop), [`digest`] (algorithms and digests).
+//!   parser, JSON Lines, the quoting of names in messages, the record reader. Pure functions over
+//!   bytes; nothing in it touches a file system or a thread.
+//! - Flat at the top, what every stage shares: [`config`] (the settings, one type per command),
+//!   [`report`] (failures, the tally, exit codes), [`progress`] (the bar), [`signals`] (the orderly
+//!   stop), [`digest`] (algorithms and digests).
 //!
-//! Imports go one way, down this list: `cli`, `cmd`, `config`, `engine`, `progress`,
-//! `report`, `format`, then `digest` and `signals`. `cli` and `cmd` both read `config` (it is
-//! the contract between them) and never each other. `tests/architecture.rs` checks the rule,
-//! that there is no import circle, and that no function runs past 80 lines without a reason
-//! written beside it. `ARCHITECTURE.md` says, for each folder, what it owns and what it must
-//! not touch.
+//! Imports go one way, down this list: `cli`, `cmd`, `config`, `engine`, `progress`, `report`,
+//!   `format`, then `digest` and `signals`. `cli` and `cmd` both read `config` (it is the contract
+//!   between them) and never each other. `tests/architecture.rs` checks the rule, that there is no
+//!   import circle, and that no function runs past 80 lines without a reason written beside it.
+//!   `ARCHITECTURE.md` says, for each folder, what it owns and what it must not touch.
 
 pub mod cli;
 pub mod cmd;

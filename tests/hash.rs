@@ -127,6 +127,22 @@ fn walked_names_are_what_find_prints() {
 }
 
 #[test]
+fn the_readme_first_command_hashes_the_repository_sources() {
+    // `cargo run --release -- hash src`, as typed in a fresh clone: the repository root is
+    // the working directory, and `src/` is there.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let run = Cmd::sumpool().args(["hash", "src"]).dir(root).run();
+    let files: Vec<_> = walk_order(&root.join("src"))
+        .iter()
+        .map(|p| p.strip_prefix(root).unwrap().to_path_buf())
+        .collect();
+    assert!(files.len() > 10, "src/ holds the sources");
+    let want = gnu_sha256sum(root, &files);
+    want.code(0);
+    run.code(0).stderr_empty().stdout_is(&want.stdout);
+}
+
+#[test]
 fn large_tree_is_identical_for_any_job_count_and_equals_sha256sum_in_walk_order() {
     let dir = temp_dir();
     let root = dir.path().join("tree");

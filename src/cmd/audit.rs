@@ -200,6 +200,25 @@ struct Scope {
 }
 
 impl Scope {
+    /// The scope of the walk `audit` asks for.
+    fn of(audit: &AuditConfig) -> Scope {
+        Scope {
+            roots: audit
+                .inputs
+                .iter()
+                .map(|p| normalize(path_bytes(p)).trim_ascii_end().to_vec())
+                .map(|mut root| {
+                    while root.len() > 1 && root.ends_with(b"/") {
+                        root.pop();
+                    }
+                    if root == b"." { Vec::new() } else { root }
+                })
+                .collect(),
+            exclude: audit.walk.exclude.clone(),
+            max_depth: audit.walk.max_depth,
+        }
+    }
+
     fn contains(&self, name: &[u8]) -> bool {
         self.roots.iter().any(|root| {
             let relative = if root.is_empty() {
@@ -283,93 +302,29 @@ pub fn run(
 ) -> anyhow::Result<Report> {
     let started = Instant::now();
     let manifest_name = audit.manifest.display().to_string();
-    let mut skip = Vec::new();
-    let reader: Box<dyn Read> = if audit.manifest.as_os_str() == "-" {
-        Box::new(io::stdin())
-    } else {
-        let file = File::open(&audit.manifest).with_context(|| manifest_name.clone())?;
-        // The manifest often lies in the tree it describes; it is not part of the audit.
-        skip.extend(FileId::of(&file));
-        Box::new(file)
-    };
-    let mut listed =
-        Listed::read(reader, audit.algorithm, audit.zero).with_context(|| manifest_name.clone())?;
-    let scope = Scope {
-        roots: audit
-            .inputs
-            .iter()
-            .map(|p| normalize(path_bytes(p)).trim_ascii_end().to_vec())
-            .map(|mut root| {
-                while root.len() > 1 && root.ends_with(b"/") {
-                    root.pop();
-                }
-                if root == b"." { Vec::new() } else { root }
-            })
-            .collect(),
-        exclude: audit.walk.exclude.clone(),
-        max_depth: audit.walk.max_depth,
-    };
-
-    let options = HashOptions {
-        algorithm: audit.algorithm,
-        skip,
-    };
-    let walk = Walk::new(audit.inputs.clone().into_iter().map(Ok), audit.walk.clone());
-    let plan = |entry: Entry| match entry {
-        Entry::Hash(source) => Plan::Hash {
-            source,
-            algorithm: options.algorithm,
-            then: Box::new(|hashed| hashed),
+    let (listed, skip) = read_manifest(audit).with_context(|| manifest_name.clone())?;
+    let mut audited = Audited {
+        counts: Counts {
+            improperly_formatted: listed.bad_lines,
+            ..Counts::default()
         },
-        Entry::Failed(failure) => Plan::Done(Err(failure)),
-        Entry::Skipped(_) => Plan::Done(Ok(None)),
+        listed,
+        differences: Vec::new(),
+        report: Report::default(),
+        json: audit.json,
     };
-    let work = HashJob::new(plan, &options.skip, config.tuning.lanes);
-    let mut counts = Counts {
-        improperly_formatted: listed.bad_lines,
-        ..Counts::default()
-    };
-    let mut differences = Vec::new();
-    let mut report = Report::default();
     let progress = Progress::start(audit.progress, false, true, None);
-    let err = &mut progress.stderr(err);
-    let json = audit.json;
-    let completion = pool::run_ordered(
-        pool,
-        config.tuning,
-        walk,
-        work,
-        |result: Result<Option<Hashed>, Failure>| {
-            match result {
-                Ok(Some(hashed)) => {
-                    progress.advance(hashed.bytes);
-                    let difference = classify(&mut listed, &hashed, &mut counts);
-                    if let Some(difference) = difference {
-                        if json {
-                            write_json(out, &difference)?;
-                        } else {
-                            differences.push(difference);
-                        }
-                    }
-                }
-                Ok(None) => {}
-                Err(failure) => {
-                    progress.advance(0);
-                    out.flush()?;
-                    report.fail(err, &failure);
-                    counts.failed += 1;
-                    // A file that is there but cannot be read is not missing.
-                    let gone = matches!(&failure.reason, Reason::Io(e) if e.kind() == io::ErrorKind::NotFound);
-                    let listed_at = listed.find(normalize(path_bytes(&failure.path)));
-                    if let (false, Some(i)) = (gone, listed_at) {
-                        listed.files[i].seen = Seen::Yes;
-                    }
-                }
-            }
-            Ok::<(), io::Error>(())
-        },
-    );
+    let completion = {
+        let options = HashOptions {
+            algorithm: audit.algorithm,
+            skip,
+        };
+        let err = &mut progress.stderr(err);
+        let mut sink = |result| audited.record(result, out, err, &progress);
+        compare_tree(config, audit, &options, pool, &mut sink)
+    };
     drop(progress);
+    let mut report = std::mem::take(&mut audited.report);
     match completion {
         Ok(Completion::Finished) => {}
         Ok(Completion::Interrupted(signal)) => {
@@ -382,37 +337,11 @@ pub fn run(
         }
         Err(e) => return Err(e).context("standard output"),
     }
-
-    // Human output is grouped: changed, moved and new were held; then what the walk covered
-    // and never met, which is missing, straight from the manifest (it is often the largest
-    // group, and is not copied).
-    if !json {
-        write_human(out, &differences).context("standard output")?;
-    }
-    for i in 0..listed.len() {
-        if listed.files[i].seen == Seen::No && scope.contains(listed.name(i)) {
-            counts.missing += 1;
-            let written = if json {
-                write_json(
-                    out,
-                    &Difference::Missing {
-                        name: listed.name(i).to_vec(),
-                        listed: listed.digest_of(i).to_vec(),
-                    },
-                )
-            } else {
-                write_missing(out, listed.name(i))
-            };
-            written.context("standard output")?;
-        }
-    }
-    counts.seconds = started.elapsed().as_secs_f64();
-    if json {
-        write_summary_json(out, &counts).context("standard output")?;
-    } else {
-        write_summary(out, &counts).context("standard output")?;
-    }
-    out.flush().context("standard output")?;
+    audited.counts.seconds = started.elapsed().as_secs_f64();
+    audited
+        .write_results(out, &Scope::of(audit))
+        .context("standard output")?;
+    let counts = &audited.counts;
     if counts.improperly_formatted > 0 {
         let n = counts.improperly_formatted;
         let lines = if n == 1 { "line is" } else { "lines are" };
@@ -427,6 +356,122 @@ pub fn run(
         report.failed += 1;
     }
     Ok(report)
+}
+
+/// Reads the manifest into a [`Listed`]; also returns the manifest file's identity, so that
+/// the walk does not audit it (it often lies in the tree it describes).
+fn read_manifest(audit: &AuditConfig) -> io::Result<(Listed, Vec<FileId>)> {
+    let mut skip = Vec::new();
+    let reader: Box<dyn Read> = if audit.manifest.as_os_str() == "-" {
+        Box::new(io::stdin())
+    } else {
+        let file = File::open(&audit.manifest)?;
+        skip.extend(FileId::of(&file));
+        Box::new(file)
+    };
+    Ok((Listed::read(reader, audit.algorithm, audit.zero)?, skip))
+}
+
+/// Walks and hashes the tree, handing each result to `sink` in walk order.
+fn compare_tree(
+    config: &Config,
+    audit: &AuditConfig,
+    options: &HashOptions,
+    pool: &rayon::ThreadPool,
+    sink: &mut dyn FnMut(Result<Option<Hashed>, Failure>) -> io::Result<()>,
+) -> io::Result<Completion> {
+    let walk = Walk::new(audit.inputs.clone().into_iter().map(Ok), audit.walk.clone());
+    let plan = |entry: Entry| match entry {
+        Entry::Hash(source) => Plan::Hash {
+            source,
+            algorithm: options.algorithm,
+            then: Box::new(|hashed| hashed),
+        },
+        Entry::Failed(failure) => Plan::Done(Err(failure)),
+        Entry::Skipped(_) => Plan::Done(Ok(None)),
+    };
+    let work = HashJob::new(plan, &options.skip, config.tuning.lanes);
+    pool::run_ordered(pool, config.tuning, walk, work, sink)
+}
+
+/// What an audit has found so far, kept by the thread that prints.
+struct Audited {
+    listed: Listed,
+    counts: Counts,
+    /// Changed, moved and new files, held for grouping (human output only).
+    differences: Vec<Difference>,
+    report: Report,
+    json: bool,
+}
+
+impl Audited {
+    /// Sorts one result of the walk: a hashed file into its class, a failure reported.
+    fn record(
+        &mut self,
+        result: Result<Option<Hashed>, Failure>,
+        out: &mut dyn Write,
+        err: &mut dyn Write,
+        progress: &Progress,
+    ) -> io::Result<()> {
+        match result {
+            Ok(Some(hashed)) => {
+                progress.advance(hashed.bytes);
+                let difference = classify(&mut self.listed, &hashed, &mut self.counts);
+                if let Some(difference) = difference {
+                    if self.json {
+                        write_json(out, &difference)?;
+                    } else {
+                        self.differences.push(difference);
+                    }
+                }
+            }
+            Ok(None) => {}
+            Err(failure) => {
+                progress.advance(0);
+                out.flush()?;
+                self.report.fail(err, &failure);
+                self.counts.failed += 1;
+                // A file that is there but cannot be read is not missing.
+                let gone =
+                    matches!(&failure.reason, Reason::Io(e) if e.kind() == io::ErrorKind::NotFound);
+                let listed_at = self.listed.find(normalize(path_bytes(&failure.path)));
+                if let (false, Some(i)) = (gone, listed_at) {
+                    self.listed.files[i].seen = Seen::Yes;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes what the walk left to say: the held differences, grouped (changed, moved, new),
+    /// then what the walk covered and never met, which is missing, straight from the
+    /// manifest (it is often the largest group, and is not copied), then the summary.
+    fn write_results(&mut self, out: &mut dyn Write, scope: &Scope) -> io::Result<()> {
+        let listed = &self.listed;
+        if !self.json {
+            write_human(out, &self.differences)?;
+        }
+        for i in 0..listed.len() {
+            if listed.files[i].seen == Seen::No && scope.contains(listed.name(i)) {
+                self.counts.missing += 1;
+                if self.json {
+                    let missing = Difference::Missing {
+                        name: listed.name(i).to_vec(),
+                        listed: listed.digest_of(i).to_vec(),
+                    };
+                    write_json(out, &missing)?;
+                } else {
+                    write_missing(out, listed.name(i))?;
+                }
+            }
+        }
+        if self.json {
+            write_summary_json(out, &self.counts)?;
+        } else {
+            write_summary(out, &self.counts)?;
+        }
+        out.flush()
+    }
 }
 
 /// Sorts one hashed file into unchanged, changed, moved or new.

@@ -1,14 +1,13 @@
 //! `sumpool check`: read checksum lists and verify the files they name, as `sha256sum -c`.
 //!
-//! The lines are parsed by `format::parse` (pure, table-tested, and differential-tested
-//! against the real `sha256sum -c` in `tests/check.rs`). [`run`] streams each list through the same pool
-//! as `hash`, verifies the named files and prints results, warnings and the exit status the way
-//! GNU does. Hashing itself is `hash`'s job; quoting and escaping of names is `quote`'s and
-//! `output`'s.
+//! The lines are parsed by `format::parse` (pure, table-tested, and differential-tested against the
+//! real `sha256sum -c` in `tests/check.rs`). [`run`] streams each list through the same pool as
+//! `hash`, verifies the named files and prints results, warnings and the exit status the way GNU
+//! does. Hashing itself is the engine's job; quoting and escaping of names is `format`'s.
 //!
 //! Lists are read record by record and never held whole: memory is one record (at most
-//! [`MAX_RECORD`] bytes; a longer record is skipped in pieces and counted as improperly
-//! formatted) plus the pool's bounded window of entries in flight.
+//! [`MAX_RECORD`] bytes; a longer record is skipped in pieces and counted as improperly formatted)
+//! plus the pool's bounded window of entries in flight.
 //!
 //! [`MAX_RECORD`]: crate::format::records::MAX_RECORD
 
@@ -33,7 +32,7 @@ use crate::format::json;
 use crate::format::line::escape_check_name;
 use crate::format::parse::{Entry, Layout, parse_line, trim_record};
 use crate::format::records::{Record, RecordReader};
-use crate::progress::{Counter, Progress, Totals};
+use crate::progress::{Counter, Progress, ProgressStderr, Totals};
 use crate::report::{Failure, PROGRAM, Reason, Report, write_message};
 
 /// What the feeder hands to the workers for one record.
@@ -80,6 +79,8 @@ struct Tally {
     missing: u64,
     formatted_any: bool,
     bytes: u64,
+    /// The list could not be read to its end.
+    read_error: bool,
 }
 
 /// How a `check` run ended.
@@ -272,45 +273,21 @@ impl Checker<'_> {
         self.stderr_line(&line);
     }
 
+    /// Verifies one list and prints its results and warnings; `Checked(true)` when it
+    /// verified completely.
     fn check_list(&mut self, source: ListSource<'_>) -> io::Result<CheckOutcome> {
         let config = self.config;
         let shown = source.shown().to_path_buf();
-        let is_stdin = source.is_stdin;
-        let zero = config.zero;
-        let mut records = RecordReader::new(source.reader, if zero { b'\0' } else { b'\n' });
-        let mut line_no = 0u64;
-        let mut buf = Vec::new();
-        let mut done = false;
-        let layout = &mut self.layout;
-        let items = std::iter::from_fn(|| {
-            while !done {
-                let record = match records.next_record(&mut buf) {
-                    Ok(Some(record)) => record,
-                    Ok(None) => return None,
-                    Err(_) => {
-                        done = true;
-                        return Some(Item::ReadError);
-                    }
-                };
-                line_no += 1;
-                if let Record::TooLong = record {
-                    return Some(Item::Bad(line_no));
-                }
-                let Some(line) = trim_record(&buf, zero) else {
-                    continue;
-                };
-                if !zero && line.contains(&0) {
-                    return Some(Item::Bad(line_no));
-                }
-                return Some(match parse_line(line, layout, config.algorithm) {
-                    Ok(entry) if is_stdin && entry.name == b"-" => Item::Bad(line_no),
-                    Ok(entry) => Item::Verify(entry),
-                    Err(_) => Item::Bad(line_no),
-                });
-            }
-            None
-        });
-
+        let items = ListItems {
+            records: RecordReader::new(source.reader, if config.zero { b'\0' } else { b'\n' }),
+            buf: Vec::new(),
+            line_no: 0,
+            done: false,
+            zero: config.zero,
+            is_stdin: source.is_stdin,
+            only: config.algorithm,
+            layout: &mut self.layout,
+        };
         let ignore_missing = config.ignore_missing;
         let plan = |item: Item| match item {
             Item::Verify(entry) => verify(entry, ignore_missing),
@@ -318,106 +295,43 @@ impl Checker<'_> {
             Item::ReadError => Plan::Done(Verdict::ReadError),
         };
         let work = HashJob::new(plan, &[], self.tuning.lanes);
-
-        let verbosity = config.verbosity;
-        let mut tally = Tally::default();
-        let mut read_error = false;
-        let mut line = Vec::with_capacity(256);
-        let (pool, tuning) = (self.pool, self.tuning);
-        let out = &mut *self.out;
-        let progress = &mut self.progress;
-        let err = &mut progress.stderr(&mut *self.err);
-        let completion = pool::run_ordered(pool, tuning, items, work, |verdict| {
-            match verdict {
-                Verdict::Verified {
-                    name,
-                    algorithm,
-                    matched,
-                    bytes,
-                } => {
-                    tally.formatted_any = true;
-                    tally.bytes += bytes;
-                    if matched {
-                        tally.matched += 1;
-                    } else {
-                        tally.mismatched += 1;
-                    }
-                    let status = if matched { "OK" } else { "FAILED" };
-                    if config.json {
-                        json::write_check(out, &name, Some(algorithm), status, None)?;
-                    } else if match verbosity {
-                        Verbosity::Status => false,
-                        Verbosity::Quiet => !matched,
-                        Verbosity::Normal | Verbosity::Warn => true,
-                    } {
-                        write_result(out, &mut line, &name, status)?;
-                    }
-                    progress.advance(bytes);
-                }
-                Verdict::Missing { name, algorithm } => {
-                    tally.formatted_any = true;
-                    tally.missing += 1;
-                    if config.json {
-                        json::write_check(out, &name, Some(algorithm), "missing", None)?;
-                    }
-                    progress.advance(0);
-                }
-                Verdict::Unreadable {
-                    name,
-                    algorithm,
-                    reason,
-                } => {
-                    tally.formatted_any = true;
-                    tally.unreadable += 1;
-                    out.flush()?;
-                    // Like GNU, the reason goes to stderr even with --status.
-                    write_message(err, Path::new(OsStr::from_bytes(&name)), &reason);
-                    if config.json {
-                        let message = Some(reason.to_string());
-                        json::write_check(out, &name, Some(algorithm), "unreadable", message)?;
-                    } else if verbosity != Verbosity::Status {
-                        write_result(out, &mut line, &name, "FAILED open or read")?;
-                    }
-                    progress.advance(0);
-                }
-                Verdict::Bad(n) => {
-                    tally.misformatted += 1;
-                    if verbosity == Verbosity::Warn {
-                        out.flush()?;
-                        let tag = config.algorithm.unwrap_or_default().tag();
-                        let text = format!("{n}: improperly formatted {tag} checksum line");
-                        write_message(err, &shown, &text);
-                    }
-                    if config.json {
-                        json::write_bad_line(out, &shown, n)?;
-                    }
-                    progress.advance(0);
-                }
-                Verdict::ReadError => read_error = true,
-            }
-            Ok::<(), io::Error>(())
-        })?;
+        let mut printer = ListPrinter {
+            config,
+            shown: &shown,
+            out: &mut *self.out,
+            err: self.progress.stderr(&mut *self.err),
+            progress: &self.progress,
+            tally: Tally::default(),
+            line: Vec::with_capacity(256),
+        };
+        let completion =
+            pool::run_ordered(self.pool, self.tuning, items, work, |v| printer.print(v))?;
+        let tally = printer.tally;
         self.out.flush()?;
         if let pool::Completion::Interrupted(signal) = completion {
             return Ok(CheckOutcome::Interrupted(signal));
         }
-
         self.total.ok += tally.matched;
         self.total.failed += tally.mismatched;
         self.total.unreadable += tally.unreadable;
         self.total.missing += tally.missing;
         self.total.improperly_formatted += tally.misformatted;
         self.total.bytes += tally.bytes;
+        Ok(CheckOutcome::Checked(self.finish_list(&tally, &shown)))
+    }
 
-        if read_error {
-            self.message(&shown, &"read error");
-            return Ok(CheckOutcome::Checked(false));
+    /// Prints the end-of-list warnings as GNU does; whether the list verified completely.
+    fn finish_list(&mut self, tally: &Tally, shown: &Path) -> bool {
+        let config = self.config;
+        if tally.read_error {
+            self.message(shown, &"read error");
+            return false;
         }
         if !tally.formatted_any {
-            self.message(&shown, &"no properly formatted checksum lines found");
-            return Ok(CheckOutcome::Checked(false));
+            self.message(shown, &"no properly formatted checksum lines found");
+            return false;
         }
-        if verbosity != Verbosity::Status {
+        if config.verbosity != Verbosity::Status {
             let warnings = [
                 (
                     tally.misformatted,
@@ -445,15 +359,167 @@ impl Checker<'_> {
                 }
             }
             if config.ignore_missing && tally.matched == 0 {
-                self.message(&shown, &"no file was verified");
+                self.message(shown, &"no file was verified");
             }
         }
-        Ok(CheckOutcome::Checked(
-            tally.matched > 0
-                && tally.mismatched == 0
-                && tally.unreadable == 0
-                && (!config.strict || tally.misformatted == 0),
-        ))
+        tally.matched > 0
+            && tally.mismatched == 0
+            && tally.unreadable == 0
+            && (!config.strict || tally.misformatted == 0)
+    }
+}
+
+/// The items of one list: its records, numbered, parsed, in list order. Comments and blank
+/// lines are passed over (and counted as lines, as GNU numbers them).
+struct ListItems<'a, R> {
+    records: RecordReader<R>,
+    buf: Vec<u8>,
+    line_no: u64,
+    /// A read error ended the list.
+    done: bool,
+    zero: bool,
+    /// The list is standard input, so a line naming `-` is improperly formatted.
+    is_stdin: bool,
+    only: Option<Algorithm>,
+    /// GNU keeps the untagged layout across all the lists of one run.
+    layout: &'a mut Layout,
+}
+
+impl<R: Read> Iterator for ListItems<'_, R> {
+    type Item = Item;
+
+    fn next(&mut self) -> Option<Item> {
+        while !self.done {
+            let record = match self.records.next_record(&mut self.buf) {
+                Ok(Some(record)) => record,
+                Ok(None) => return None,
+                Err(_) => {
+                    self.done = true;
+                    return Some(Item::ReadError);
+                }
+            };
+            self.line_no += 1;
+            if let Record::TooLong = record {
+                return Some(Item::Bad(self.line_no));
+            }
+            let Some(line) = trim_record(&self.buf, self.zero) else {
+                continue;
+            };
+            if !self.zero && line.contains(&0) {
+                return Some(Item::Bad(self.line_no));
+            }
+            return Some(match parse_line(line, self.layout, self.only) {
+                Ok(entry) if self.is_stdin && entry.name == b"-" => Item::Bad(self.line_no),
+                Ok(entry) => Item::Verify(entry),
+                Err(_) => Item::Bad(self.line_no),
+            });
+        }
+        None
+    }
+}
+
+/// Prints the verdicts of one list, in list order, as GNU prints them, and counts them.
+struct ListPrinter<'a> {
+    config: &'a CheckConfig,
+    /// The list's name in messages.
+    shown: &'a Path,
+    out: &'a mut dyn Write,
+    err: ProgressStderr<'a>,
+    progress: &'a Progress,
+    tally: Tally,
+    /// The line being written, reused.
+    line: Vec<u8>,
+}
+
+impl ListPrinter<'_> {
+    fn print(&mut self, verdict: Verdict) -> io::Result<()> {
+        match verdict {
+            Verdict::Verified {
+                name,
+                algorithm,
+                matched,
+                bytes,
+            } => self.print_verified(&name, algorithm, matched, bytes)?,
+            Verdict::Missing { name, algorithm } => {
+                self.tally.formatted_any = true;
+                self.tally.missing += 1;
+                if self.config.json {
+                    json::write_check(self.out, &name, Some(algorithm), "missing", None)?;
+                }
+                self.progress.advance(0);
+            }
+            Verdict::Unreadable {
+                name,
+                algorithm,
+                reason,
+            } => self.print_unreadable(&name, algorithm, &reason)?,
+            Verdict::Bad(n) => {
+                self.tally.misformatted += 1;
+                if self.config.verbosity == Verbosity::Warn {
+                    self.out.flush()?;
+                    let tag = self.config.algorithm.unwrap_or_default().tag();
+                    let text = format!("{n}: improperly formatted {tag} checksum line");
+                    write_message(&mut self.err, self.shown, &text);
+                }
+                if self.config.json {
+                    json::write_bad_line(self.out, self.shown, n)?;
+                }
+                self.progress.advance(0);
+            }
+            Verdict::ReadError => self.tally.read_error = true,
+        }
+        Ok(())
+    }
+
+    fn print_verified(
+        &mut self,
+        name: &[u8],
+        algorithm: Algorithm,
+        matched: bool,
+        bytes: u64,
+    ) -> io::Result<()> {
+        let tally = &mut self.tally;
+        tally.formatted_any = true;
+        tally.bytes += bytes;
+        if matched {
+            tally.matched += 1;
+        } else {
+            tally.mismatched += 1;
+        }
+        let status = if matched { "OK" } else { "FAILED" };
+        let shown = match self.config.verbosity {
+            Verbosity::Status => false,
+            Verbosity::Quiet => !matched,
+            Verbosity::Normal | Verbosity::Warn => true,
+        };
+        if self.config.json {
+            json::write_check(self.out, name, Some(algorithm), status, None)?;
+        } else if shown {
+            write_result(self.out, &mut self.line, name, status)?;
+        }
+        self.progress.advance(bytes);
+        Ok(())
+    }
+
+    fn print_unreadable(
+        &mut self,
+        name: &[u8],
+        algorithm: Algorithm,
+        reason: &Reason,
+    ) -> io::Result<()> {
+        self.tally.formatted_any = true;
+        self.tally.unreadable += 1;
+        self.out.flush()?;
+        // Like GNU, the reason goes to stderr even with --status.
+        write_message(&mut self.err, Path::new(OsStr::from_bytes(name)), reason);
+        if self.config.json {
+            let message = Some(reason.to_string());
+            json::write_check(self.out, name, Some(algorithm), "unreadable", message)?;
+        } else if self.config.verbosity != Verbosity::Status {
+            write_result(self.out, &mut self.line, name, "FAILED open or read")?;
+        }
+        self.progress.advance(0);
+        Ok(())
     }
 }
 

@@ -1,7 +1,7 @@
 //! `sumpool hash`: walk the inputs, hash on the pool, and write the manifest.
 //!
 //! This module ties the pipeline together for one run: it builds the stream of inputs
-//! (arguments, then `--files-from`), runs the walk through `pool` with `hash` as the work, and
+//! (arguments, then `--files-from`), runs the walk through `pool` with `lanes` as the work, and
 //! on the calling thread writes each result, in walk order, as a checksum line or a JSON
 //! object, reports failures, keeps the [`Report`] and drives the progress bar. With `-o` the
 //! manifest goes to a temporary file beside the target, renamed over it only when the run
@@ -15,6 +15,7 @@ use std::time::Instant;
 use anyhow::Context;
 
 use crate::config::{Config, Format, HashConfig};
+use crate::digest::Algorithm;
 use crate::engine::lanes::{HashJob, Plan};
 use crate::engine::pool::{self, Completion};
 use crate::engine::read::{HashOptions, Hashed};
@@ -22,7 +23,7 @@ use crate::engine::source::FileId;
 use crate::engine::walk::{Entry, Input, Skip, Walk, WalkOptions, list_inputs};
 use crate::format::json;
 use crate::format::line::{format_line, path_bytes};
-use crate::progress::{Counter, Progress, Totals};
+use crate::progress::{Counter, Progress, ProgressStderr, Totals};
 use crate::report::{Failure, Report};
 
 /// The result of one walk entry after the worker is done with it.
@@ -157,7 +158,7 @@ pub fn run(
     };
     let stdout_shares_terminal = atomic.is_none() && io::stdout().is_terminal();
     let mut progress = Progress::start(hash.progress, stdout_shares_terminal, true, counter(hash));
-    let printed = hash_all(config, hash, &options, pool, out, err, &mut progress);
+    let printed = hash_all(config, hash, &options, pool, out, err, &progress);
     progress.finish();
     let report = printed?;
     if report.interrupted.is_some() || report.output_closed {
@@ -204,7 +205,7 @@ fn hash_all(
     pool: &rayon::ThreadPool,
     out: &mut dyn Write,
     err: &mut dyn Write,
-    progress: &mut Progress,
+    progress: &Progress,
 ) -> anyhow::Result<Report> {
     let walk = Walk::new(inputs(hash)?, hash.walk.clone());
     let plan = |entry: Entry| match entry {
@@ -222,57 +223,20 @@ fn hash_all(
         Entry::Skipped(skip) => Plan::Done(Outcome::Skipped(skip)),
     };
     let work = HashJob::new(plan, &options.skip, config.tuning.lanes);
-    let mut report = Report::default();
-    let mut line = Vec::with_capacity(256);
     // Messages must not be overwritten by the bar: when it is shown, they go around it.
-    let err = &mut progress.stderr(err);
+    let mut printer = Printer {
+        format: hash.format,
+        algorithm: options.algorithm,
+        out: &mut *out,
+        err: progress.stderr(err),
+        progress,
+        report: Report::default(),
+        line: Vec::with_capacity(256),
+    };
     let printed = pool::run_ordered(pool, config.tuning, walk, work, |outcome| {
-        match outcome {
-            Outcome::Hashed(hashed) => {
-                match &hash.format {
-                    Format::Text(format) => {
-                        line.clear();
-                        format_line(
-                            &mut line,
-                            format,
-                            hashed.digest.as_bytes(),
-                            path_bytes(&hashed.name),
-                        );
-                        out.write_all(&line)?;
-                    }
-                    Format::Json => json::write_file(
-                        out,
-                        &hashed.name,
-                        options.algorithm,
-                        &hashed.digest,
-                        hashed.bytes,
-                    )?,
-                }
-                report.hashed += 1;
-                report.bytes += hashed.bytes;
-                progress.advance(hashed.bytes);
-            }
-            Outcome::Failed(failure) => {
-                // Lines already printed must reach the reader before the message that
-                // follows them, so a terminal shows both in order.
-                out.flush()?;
-                report.fail(err, &failure);
-                if hash.format == Format::Json {
-                    json::write_failure(
-                        out,
-                        &failure.path,
-                        failure.reason.kind(),
-                        failure.reason.to_string(),
-                    )?;
-                }
-                progress.advance(0);
-            }
-            Outcome::Skipped(Skip::Symlink) => report.skipped_symlinks += 1,
-            Outcome::Skipped(Skip::Special) => report.skipped_special += 1,
-            Outcome::Skipped(Skip::Excluded) => report.excluded += 1,
-        }
-        Ok::<(), io::Error>(())
+        printer.print(outcome)
     });
+    let mut report = printer.report;
     match printed.and_then(|completion| out.flush().map(|()| completion)) {
         Ok(Completion::Finished) => {}
         Ok(Completion::Interrupted(signal)) => report.interrupted = Some(signal),
@@ -282,4 +246,64 @@ fn hash_all(
         Err(e) => return Err(e).context(output_name(hash)),
     }
     Ok(report)
+}
+
+/// Writes each outcome, in walk order, as a checksum line or a JSON object, and keeps the
+/// report: the one place where `hash` prints.
+struct Printer<'a> {
+    format: Format,
+    algorithm: Algorithm,
+    out: &'a mut dyn Write,
+    err: ProgressStderr<'a>,
+    progress: &'a Progress,
+    report: Report,
+    /// The line being written, reused.
+    line: Vec<u8>,
+}
+
+impl Printer<'_> {
+    fn print(&mut self, outcome: Outcome) -> io::Result<()> {
+        let report = &mut self.report;
+        match outcome {
+            Outcome::Hashed(hashed) => {
+                match &self.format {
+                    Format::Text(format) => {
+                        self.line.clear();
+                        format_line(
+                            &mut self.line,
+                            format,
+                            hashed.digest.as_bytes(),
+                            path_bytes(&hashed.name),
+                        );
+                        self.out.write_all(&self.line)?;
+                    }
+                    Format::Json => json::write_file(
+                        self.out,
+                        &hashed.name,
+                        self.algorithm,
+                        &hashed.digest,
+                        hashed.bytes,
+                    )?,
+                }
+                report.hashed += 1;
+                report.bytes += hashed.bytes;
+                self.progress.advance(hashed.bytes);
+            }
+            Outcome::Failed(failure) => {
+                // Lines already printed must reach the reader before the message that
+                // follows them, so a terminal shows both in order.
+                self.out.flush()?;
+                report.fail(&mut self.err, &failure);
+                if self.format == Format::Json {
+                    let (kind, message) = (failure.reason.kind(), failure.reason.to_string());
+                    json::write_failure(self.out, &failure.path, kind, message)?;
+                }
+                self.progress.advance(0);
+            }
+            Outcome::Skipped(Skip::Symlink) => report.skipped_symlinks += 1,
+            Outcome::Skipped(Skip::Special) => report.skipped_special += 1,
+            Outcome::Skipped(Skip::Excluded) => report.excluded += 1,
+        }
+        Ok(())
+    }
 }

@@ -2,27 +2,27 @@
 //!
 //! A single SHA-256 stream leaves the CPU's SHA unit waiting on its own latency; streams of
 //! different files can fill those waits (`multibuf` has the figures). So each worker keeps up
-//! to [`Tuning::lanes`](crate::engine::pool::Tuning) files of its batch *in flight*: it reads a chunk
-//! of each into a buffer of its own, compresses the whole blocks they all have in one
+//! to [`Tuning::lanes`](crate::engine::pool::Tuning) files of its batch *in flight*: it reads a
+//! chunk of each into a buffer of its own, compresses the whole blocks they all have in one
 //! interleaved pass, refills the lanes that ran dry, and as soon as a file ends, posts its
-//! result and claims the next item. Nothing is split inside a file, and results still reach
-//! the printing thread by sequence number, so the output order is unchanged.
+//! result and claims the next item. Nothing is split inside a file, and results still reach the
+//! printing thread by sequence number, so the output order is unchanged.
 //!
 //! Only SHA-256 regular files of at least [`LANE_MIN`] bytes go into lanes, and files over
-//! [`LARGE`] only in company. The rest are hashed one at a time exactly as `hash` always did:
-//! standard input, FIFOs and devices (whose reads may block), other algorithms, tiny files
-//! (a block or two leaves nothing to interleave), and a large file with no other file to
-//! share the core with, which goes faster through memory maps. Without the SHA extensions,
-//! `lanes` is 1 and every file takes that path.
+//! [`LARGE`] only in company. The rest are hashed one at a time exactly as `read` hashes them:
+//! standard input, FIFOs and devices (whose reads may block), other algorithms, tiny files (a
+//! block or two leaves nothing to interleave), and a large file with no other file to share the
+//! core with, which goes faster through memory maps. Without the SHA extensions, `lanes` is 1
+//! and every file takes that path.
 //!
 //! A worker holds only the items of its current batch, and no more than its share of them
-//! ([`Claims::fair_to_take`]): four large files on two workers go two and two, not four on
-//! one while the other waits.
+//! ([`Claims::fair_to_take`]): four large files on two workers go two and two, not four on one
+//! while the other waits.
 //!
 //! The commands describe their items with a [`Plan`]: either a result already known, or a
-//! source to hash and what to make of the outcome. The checks are those of `hash`: the
-//! status of each file before the first read and after the last must agree, or the file is
-//! reported as changed while being read.
+//! source to hash and what to make of the outcome. The checks are those of `read`: the status
+//! of each file before the first read and after the last must agree, or the file is reported as
+//! changed while being read.
 
 use std::cell::RefCell;
 use std::fs::File;
@@ -44,10 +44,10 @@ use crate::signals;
 /// and 0.49 s without; 200,000 files of 0 to 100 bytes took the same either way.
 pub const LANE_MIN: u64 = 1 << 10;
 
-/// Files larger than this go into a lane only in company: when the worker already holds
-/// other lanes or its batch holds more than one item per worker. Alone, a large file is hashed through
-/// memory maps, with a helper thread when a core is idle, which a lane cannot match (1 GiB:
-/// 0.62 s mapped, 0.69-0.75 s alone in a lane); in company, lanes win (4 files of 512 MiB
+/// Files larger than this go into a lane only in company: when the worker already holds other
+/// lanes or its batch holds more than one item per worker. Alone, a large file is hashed
+/// through memory maps, with a helper thread when a core is idle, which a lane cannot match (1
+/// GiB: 0.62 s mapped, 0.69-0.75 s alone in a lane); in company, lanes win (4 files of 512 MiB
 /// on 2 cores: 0.56 s in lanes, 0.70 s mapped one by one).
 pub const LARGE: u64 = 64 << 20;
 

@@ -14,7 +14,7 @@
 //! (or, for a fault that is not about the file's end, as an I/O error). A SIGBUS anywhere else
 //! is not ours: the handler restores the default action and lets the fault happen again.
 //!
-//! Small files, FIFOs, devices and files whose size reads as 0 are not mapped; `hash` reads
+//! Small files, FIFOs, devices and files whose size reads as 0 are not mapped; `read` reads
 //! them.
 
 use std::cell::Cell;

@@ -160,10 +160,11 @@ where
     let (work, cancelled, in_flight, mailbox) = (&work, &cancelled, &in_flight, &mailbox);
 
     pool.in_place_scope(|scope| {
-        let mut items = items.fuse();
-        let mut exhausted = false;
-        // Sequence number of the next item pulled.
-        let mut next_in = 0u64;
+        let mut feed = Feed {
+            items: items.fuse(),
+            exhausted: false,
+            next_in: 0,
+        };
         let mut pending = Reorder::default();
         let mut result = Ok(Completion::Finished);
 
@@ -173,23 +174,13 @@ where
                 break;
             }
             // Pull and dispatch while there is room in the window.
-            while !exhausted
-                && next_in < pending.next + window
+            while !feed.exhausted
+                && feed.next_in < pending.next + window
                 && signals::stop_requested().is_none()
             {
-                let room = (pending.next + window - next_in) as usize;
-                let mut batch = Vec::with_capacity(batch_size.min(room));
-                while batch.len() < batch_size.min(room) {
-                    let Some(item) = items.next() else {
-                        exhausted = true;
-                        break;
-                    };
-                    batch.push((next_in, item));
-                    next_in += 1;
-                    if batch.len() >= early && in_flight.load(Ordering::Acquire) < workers {
-                        break;
-                    }
-                }
+                let room = (pending.next + window - feed.next_in) as usize;
+                let idle = || in_flight.load(Ordering::Acquire) < workers;
+                let batch = feed.next_batch(batch_size.min(room), early, idle);
                 if !batch.is_empty() {
                     spawn_batch(scope, batch, workers, work, cancelled, in_flight, mailbox);
                 }
@@ -199,16 +190,11 @@ where
                     break;
                 }
             }
-            if result.is_err() || (pending.next == next_in && exhausted) {
+            if result.is_err() || (pending.next == feed.next_in && feed.exhausted) {
                 break;
             }
             // Window full or input exhausted: wait for results.
-            // Wake up for a good handful of results, not for each one: a result half a batch
-            // ahead arrives about when the ones before it are in, as workers go through
-            // batches in order. Only for one not received and already dispatched; else for
-            // the next one the sink needs. At worst after POLL.
-            let ahead = pending.first_missing_from(batch_size / 2);
-            let wake_at = if ahead < next_in { ahead } else { pending.next };
+            let wake_at = pending.wake_at(batch_size / 2, feed.next_in);
             if let Err(e) = drain(mailbox, &mut pending, &mut sink, Some(wake_at)) {
                 result = Err(e);
                 break;
@@ -219,6 +205,36 @@ where
         }
         result
     })
+}
+
+/// The items not yet dispatched, numbered in input order.
+struct Feed<I> {
+    items: std::iter::Fuse<I>,
+    /// The input has no more items.
+    exhausted: bool,
+    /// Sequence number of the next item pulled.
+    next_in: u64,
+}
+
+impl<T, I: Iterator<Item = T>> Feed<I> {
+    /// Pulls up to `most` items. The batch is closed early, once it holds `early` items, if
+    /// `idle()` says a worker has nothing to do: workers never wait for a batch to fill while
+    /// the walk has items in hand.
+    fn next_batch(&mut self, most: usize, early: usize, idle: impl Fn() -> bool) -> Vec<(u64, T)> {
+        let mut batch = Vec::with_capacity(most);
+        while batch.len() < most {
+            let Some(item) = self.items.next() else {
+                self.exhausted = true;
+                break;
+            };
+            batch.push((self.next_in, item));
+            self.next_in += 1;
+            if batch.len() >= early && idle() {
+                break;
+            }
+        }
+        batch
+    }
 }
 
 /// Hands every ready result to `sink`; with `wait_for`, first waits up to [`POLL`] for that
@@ -421,6 +437,16 @@ impl<R> Reorder<R> {
     fn first_missing_from(&self, offset: usize) -> u64 {
         let missing = self.slots.iter().skip(offset).position(Option::is_none);
         self.next + (offset + missing.unwrap_or(self.slots.len().saturating_sub(offset))) as u64
+    }
+
+    /// The result to sleep until, once `dispatched` items are out. Wake up for a good
+    /// handful of results, not for each one: a result `ahead` past the next one arrives about
+    /// when the ones before it are in, as workers go through batches in order. Only for one
+    /// not received and already dispatched; else for the next one the sink needs. At worst
+    /// the wait ends after [`POLL`].
+    fn wake_at(&self, ahead: usize, dispatched: u64) -> u64 {
+        let ahead = self.first_missing_from(ahead);
+        if ahead < dispatched { ahead } else { self.next }
     }
 
     fn pop_ready(&mut self) -> Option<R> {

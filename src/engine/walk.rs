@@ -11,7 +11,7 @@
 //! forever) and entries matching `--exclude` become [`Entry::Skipped`]; entries it cannot stat
 //! or list become [`Entry::Failed`]. Both are values in the stream, in walk order, never
 //! errors that stop it. `--max-depth` and `--one-file-system` bound how far it goes. Reading
-//! file contents is left to `hash`.
+//! file contents is left to `read` and `lanes`.
 
 use std::fs;
 use std::io;

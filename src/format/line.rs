@@ -6,8 +6,8 @@
 //! line and those three bytes escaped (coreutils `src/cksum.c`, `src/digest.c`). With `-z` lines
 //! end in NUL and nothing is escaped, since NUL cannot occur in a name.
 //!
-//! This module formats and writes; it never decides what to print (that is `lib`'s run loop),
-//! and it does not parse lines back (that is `check`, which uses [`unescape_name`]).
+//! This module formats and writes; it never decides what to print (that is the commands'),
+//! and it does not parse lines back (that is `parse`, which uses [`unescape_name`]).
 
 use std::borrow::Cow;
 use std::io::{self, IsTerminal, Write};

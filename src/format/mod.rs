@@ -1,13 +1,14 @@
 //! Bytes in and out: the formats sumpool writes and reads, as pure functions over bytes.
 //!
-//! - [`line`](mod@line): `sha256sum` lines (GNU and BSD), GNU escaping of names, and the stdout writer.
+//! - [`line`](mod@line): `sha256sum` lines (GNU and BSD), GNU escaping of names, and the stdout
+//!   writer.
 //! - [`parse`]: the checksum-line parser, shared by `check`, `audit` and `merge`.
 //! - [`records`]: delimited records (lines, NUL-terminated names) from a stream, bounded.
 //! - [`json`]: JSON Lines, with lossless paths.
 //! - [`quote`]: names in diagnostics, quoted as GNU tools quote them.
 //!
-//! Nothing here opens files, walks trees or knows about threads, failures or exit codes;
-//! callers hand in bytes and a writer.
+//! Nothing here opens files, walks trees or knows about threads, failures or exit codes; callers
+//!   hand in bytes and a writer.
 
 pub mod json;
 pub mod line;

@@ -218,6 +218,7 @@ mod tests {
         (result, layout)
     }
 
+    // Long: one row per rule of GNU's parser; the table reads best whole.
     #[test]
     fn parse_line_table() {
         use BadLine::*;
@@ -242,6 +243,10 @@ mod tests {
             (format!("{HEX} "), Undecided, Err(TooShort), Undecided),
             (HEX.to_string(), Undecided, Err(TooShort), Undecided),
             (format!("{HEX}0  a"), Undecided, Err(BadDigest), Undecided),
+            // The digest field runs to the end of the line: nothing separates a name.
+            (format!("{HEX}ab"), Undecided, Err(NoSeparator), Undecided),
+            (format!("\\{HEX}  "), Undecided, Ok(b" "), Reversed),
+            (format!("\\{HEX} "), Undecided, Err(TooShort), Undecided),
             (
                 format!("{}  a", &HEX[1..]),
                 Undecided,
@@ -336,6 +341,36 @@ mod tests {
             let (got, layout) = parse(&line, before);
             assert_eq!(got.as_deref().map_err(|e| *e), want, "line {line:?}");
             assert_eq!(layout, after, "layout after {line:?}");
+        }
+    }
+
+    #[test]
+    fn without_an_algorithm_each_line_brings_its_own() {
+        let hex = |n: usize| "ab".repeat(n / 2);
+        let cases = [
+            (format!("{}  a", hex(56)), Some(Algorithm::Sha224)),
+            (format!("{}  a", hex(64)), Some(Algorithm::Sha256)),
+            (format!("{}  a", hex(96)), Some(Algorithm::Sha384)),
+            (format!("{}  a", hex(128)), Some(Algorithm::Sha512)),
+            (format!("SHA384 (a) = {}", hex(96)), Some(Algorithm::Sha384)),
+            (format!("SHA224(a)= {}", hex(56)), Some(Algorithm::Sha224)),
+            // A tag and a digest of another algorithm's length do not go together.
+            (format!("SHA512 (a) = {}", hex(64)), None),
+            // No algorithm has 40 hex digits (SHA-1) or 32 (MD5).
+            (format!("{}  a", hex(40)), None),
+            (format!("{}  a", hex(32)), None),
+        ];
+        for (line, want) in cases {
+            let mut layout = Layout::Undecided;
+            let got = parse_line(line.as_bytes(), &mut layout, None).ok();
+            assert_eq!(got.as_ref().map(|e| e.algorithm), want, "line {line:?}");
+            if let Some(entry) = got {
+                assert_eq!(entry.name, b"a");
+                assert_eq!(
+                    entry.digest.as_bytes(),
+                    &vec![0xab; entry.algorithm.digest_len()][..]
+                );
+            }
         }
     }
 

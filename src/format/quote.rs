@@ -8,7 +8,7 @@
 //! stderr is the same as `sha256sum -c`'s and a name in a message can be pasted into a shell.
 //!
 //! This module owns only that quoting; where the messages go is `report`'s job, and the escaping
-//! of names inside checksum lines (a different rule) is `output`'s.
+//! of names inside checksum lines (a different rule) is `line`'s.
 //!
 //! The rules follow the behaviour of coreutils 9.1 in a UTF-8 locale. Printability of a decoded
 //! character is approximated: control characters, the line and paragraph separators and the
