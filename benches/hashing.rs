@@ -93,6 +93,7 @@ fn hash_config(root: PathBuf, jobs: usize, lanes: usize) -> Config {
             }),
             hash: HashOptions::default(),
             output: None,
+            update: None,
             verbose: false,
             progress: ProgressMode::Never,
         }),

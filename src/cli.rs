@@ -12,7 +12,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::config::{
     AuditConfig, CheckConfig, Command, Config, FilesFrom, Format, HashConfig, MergeConfig,
-    Verbosity,
+    UpdateConfig, Verbosity,
 };
 use crate::digest::Algorithm;
 use crate::engine::pool::Tuning;
@@ -29,11 +29,15 @@ Examples:
   find . -name '*.iso' -print0 | sumpool hash --files-from - -0
   sumpool hash -a sha512 --tag big.iso         BSD line, as sha512sum --tag
   sumpool hash --format json dir | jq .        JSON Lines
+  sumpool hash --update SHA256SUMS data        re-read only what changed since last time
+  sumpool hash --update SHA256SUMS --scrub 10 data   and a tenth of the rest, oldest first
 
 Exit status:
   0  every file was hashed
   1  at least one file could not be hashed (each one is reported on stderr)
   2  usage error, or a fatal error such as stdout that cannot be written
+  3  --update found a corrupt file: its bytes changed while its size, times and inode did
+     not (reported on stderr; its recorded digest is kept). 3 wins over 1
 When the reader of stdout goes away early (as with `| head`), sumpool stops quietly with the
 status it had so far: 0, or 1 if a failure was already reported. Stopped by SIGINT or
 SIGTERM, it writes out whole lines only and ends by that signal (status 130 or 143).";
@@ -60,10 +64,15 @@ A file is unchanged, changed (another digest), missing (listed, not on disk), ne
 not listed), or moved (a listed path that is gone, whose digest now appears at a path that is
 not listed; a copy whose original is still there is new). A leading ./ is ignored.
 
+With the state lines of `hash --update`, a changed digest is corrupt (the file's size,
+times and inode are as recorded: nobody wrote it) or modified (somebody did). Corrupt files
+are listed first.
+
 Exit status:
   0  the tree matches the manifest
   1  any difference, a file that could not be read, or an improperly formatted line
-  2  usage error, or a fatal error such as a manifest that cannot be opened";
+  2  usage error, or a fatal error such as a manifest that cannot be opened
+  3  a corrupt file (wins over 1)";
 
 const MERGE_HELP: &str = "\
 Examples:
@@ -274,8 +283,20 @@ struct HashArgs {
 
     /// Write the manifest to FILE, atomically (a temporary file renamed into place), instead
     /// of stdout; FILE itself is never hashed
-    #[arg(short = 'o', long, value_name = "FILE")]
+    #[arg(short = 'o', long, value_name = "FILE", conflicts_with = "update")]
     output: Option<PathBuf>,
+
+    /// Bring MANIFEST up to date with the tree [PATH default: .]: a file whose size, times
+    /// and inode are as recorded keeps its digest without being read; the rest is hashed.
+    /// MANIFEST is replaced atomically, as with -o, and stays a manifest sha256sum -c reads
+    #[arg(long, value_name = "MANIFEST")]
+    update: Option<PathBuf>,
+
+    /// With --update: also read again PERCENT of the files that could be skipped, those
+    /// verified longest ago first, to catch silent corruption (10 reads the whole tree over
+    /// ten runs)
+    #[arg(long, value_name = "PERCENT", requires = "update", value_parser = parse_percent)]
+    scrub: Option<f64>,
 
     #[command(flatten)]
     walk: WalkArgs,
@@ -442,6 +463,19 @@ impl Cli {
     }
 }
 
+/// Parses a percentage from 0 to 100.
+fn parse_percent(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .trim()
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number"))?;
+    if !(0.0..=100.0).contains(&value) {
+        return Err(format!("must be from 0 to 100 (got {text})"));
+    }
+    Ok(value)
+}
+
 /// Parses `K/N` with 1 <= K <= N.
 fn parse_shard(text: &str) -> Result<Shard, String> {
     let (index, count) = text.split_once('/').ok_or("expected K/N, such as 2/8")?;
@@ -488,16 +522,19 @@ fn audit_config(args: AuditArgs) -> Result<Config, clap::Error> {
 
 fn hash_config(args: HashArgs) -> Result<Config, clap::Error> {
     let algorithm = Algorithm::from(args.algorithm);
+    let lines = LineFormat {
+        style: if args.tag {
+            LineStyle::Bsd
+        } else {
+            LineStyle::Gnu
+        },
+        zero: args.zero,
+        tag: algorithm.tag(),
+    };
     let format = match args.pool.format {
-        FormatArg::Text => Format::Text(LineFormat {
-            style: if args.tag {
-                LineStyle::Bsd
-            } else {
-                LineStyle::Gnu
-            },
-            zero: args.zero,
-            tag: algorithm.tag(),
-        }),
+        FormatArg::Text => Format::Text(lines),
+        // With --update, --tag and -z shape the manifest, and JSON goes to stdout.
+        FormatArg::Json if args.update.is_some() => Format::Json,
         FormatArg::Json if args.tag || args.zero => {
             return Err(usage_error(
                 "--tag and --zero do not apply to --format json",
@@ -510,11 +547,17 @@ fn hash_config(args: HashArgs) -> Result<Config, clap::Error> {
         null: args.null,
     });
     // Like sha256sum, no PATH means standard input; a list of files replaces that default.
+    // A manifest to update describes a tree: there, no PATH means the current directory.
     let inputs = if args.paths.is_empty() && files_from.is_none() {
-        vec![PathBuf::from("-")]
+        vec![PathBuf::from(if args.update.is_some() { "." } else { "-" })]
     } else {
         args.paths
     };
+    let update = args.update.map(|manifest| UpdateConfig {
+        manifest,
+        lines,
+        scrub: args.scrub.unwrap_or(0.0),
+    });
     Ok(Config {
         jobs: args.pool.jobs(),
         tuning: args.pool.tuning(),
@@ -528,6 +571,7 @@ fn hash_config(args: HashArgs) -> Result<Config, clap::Error> {
                 skip: Vec::new(),
             },
             output: args.output,
+            update,
             verbose: args.pool.verbose,
             progress: args.pool.progress(),
         }),

@@ -100,10 +100,25 @@ pub struct HashConfig {
     pub hash: HashOptions,
     /// Write the manifest to this file, atomically, instead of stdout.
     pub output: Option<PathBuf>,
+    /// Bring this manifest up to date instead (`--update`).
+    pub update: Option<UpdateConfig>,
     /// Print a summary of the run on stderr at the end.
     pub verbose: bool,
     /// When to show a progress bar on stderr.
     pub progress: ProgressMode,
+}
+
+/// Settings of `sumpool hash --update MANIFEST`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpdateConfig {
+    /// The manifest read, then replaced atomically.
+    pub manifest: PathBuf,
+    /// How its lines are written (the manifest is text even with `--format json`, which
+    /// then goes to stdout).
+    pub lines: LineFormat,
+    /// Percentage (0 to 100) of the files that could be skipped to read again anyway, those
+    /// verified longest ago first (`--scrub`).
+    pub scrub: f64,
 }
 
 /// Which of GNU's mutually exclusive output options is in force (the last one given wins).

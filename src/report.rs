@@ -27,6 +27,10 @@ pub const EXIT_FAILURE: u8 = 1;
 /// Exit code: usage error, or a fatal error that stopped the run (such as stdout that cannot
 /// be written).
 pub const EXIT_ERROR: u8 = 2;
+/// Exit code: a file's bytes changed while its size, times and inode stayed as recorded
+/// (`audit`, `hash --update`): silent corruption. It takes precedence over [`EXIT_FAILURE`],
+/// so a job that checks for 3 learns of corruption even when other files failed too.
+pub const EXIT_CORRUPT: u8 = 3;
 
 /// Why one path could not be hashed.
 #[derive(Debug)]
@@ -137,6 +141,8 @@ pub struct Report {
     pub skipped_special: u64,
     /// Entries matching `--exclude` (a directory counts once), and the `-o` manifest.
     pub excluded: u64,
+    /// Files found corrupt: their bytes changed under an unchanged, trusted stat.
+    pub corrupt: u64,
     /// Output stopped early because the reader of stdout went away.
     pub output_closed: bool,
     /// The run was stopped by this signal; the output holds only whole lines.
@@ -189,7 +195,9 @@ impl Report {
 
     /// The exit code this run ends with.
     pub fn exit_code(&self) -> u8 {
-        if self.failed > 0 {
+        if self.corrupt > 0 {
+            EXIT_CORRUPT
+        } else if self.failed > 0 {
             EXIT_FAILURE
         } else {
             EXIT_SUCCESS
@@ -218,11 +226,17 @@ mod tests {
 
     #[test]
     fn exit_codes_are_distinct_and_documented_values() {
-        assert_eq!((EXIT_SUCCESS, EXIT_FAILURE, EXIT_ERROR), (0, 1, 2));
+        assert_eq!(
+            (EXIT_SUCCESS, EXIT_FAILURE, EXIT_ERROR, EXIT_CORRUPT),
+            (0, 1, 2, 3)
+        );
         let mut report = Report::default();
         assert_eq!(report.exit_code(), EXIT_SUCCESS);
         report.fail(&mut Vec::new(), &Failure::new("x", Reason::Changed));
         assert_eq!(report.exit_code(), EXIT_FAILURE);
+        // Corruption outranks every other failure.
+        report.corrupt = 1;
+        assert_eq!(report.exit_code(), EXIT_CORRUPT);
     }
 
     #[test]

@@ -7,19 +7,24 @@
 //! listed); moved (a listed path that is gone, whose digest now appears at a path that is not
 //! listed). A copy whose original is still in place is new, not moved.
 //!
-//! The manifest is read once, as a stream, into [`Listed`]: one byte arena of names, one of
-//! digests, and two sorted index arrays, so a listed file costs its name, its digest and 28
-//! bytes (about 110 MB for a million lines of 50-byte names and SHA-256 digests). The tree is
-//! then streamed past it: a hashed file is looked up by name (binary search); one that is not
-//! listed is looked up by digest, and counts as moved if a listed file with that digest is
-//! missing from the disk right then. What remains unseen at the end is missing.
+//! A line that carries a state record (`hash --update` writes them) says more about a changed
+//! digest: if the file's size, times and inode are still those recorded, and were recorded
+//! safely after the last write, nobody wrote the file, and its bytes changed anyway: it is
+//! *corrupt*. Otherwise somebody wrote it: it is *modified*. Corrupt files come first in the
+//! output, and set the exit status to 3.
+//!
+//! The manifest is read once, as a stream, into a compact [`Manifest`] (about 110 MB for a
+//! million lines of 44-byte names, 165 MB with state records). The tree is then streamed past
+//! it: a hashed file is looked up by name (binary search); one that is not listed is looked up
+//! by digest, and counts as moved if a listed file with that digest is missing from the disk
+//! right then. What remains unseen at the end is missing.
 //!
 //! Paths are compared as printed, with a leading `./` ignored on both sides; only the
 //! manifest's lines under the walked PATHs (and not excluded) take part.
 
 use std::ffi::OsStr;
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::Instant;
@@ -28,17 +33,18 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::config::{AuditConfig, Config};
-use crate::digest::{Algorithm, Digest};
+use crate::digest::Digest;
 use crate::engine::lanes::{HashJob, Plan};
+use crate::engine::load::load_manifest;
 use crate::engine::pool::{self, Completion};
-use crate::engine::read::{HashOptions, Hashed};
+use crate::engine::read::{HashOptions, Hashed, Hashing};
 use crate::engine::source::FileId;
 use crate::engine::walk::{Entry, Exclude, Walk};
-use crate::format::json::JsonPath;
+use crate::format::json::{self, JsonPath};
 use crate::format::line::path_bytes;
-use crate::format::parse::{Layout, parse_line, trim_record};
+use crate::format::manifest::{Manifest, normalize};
 use crate::format::quote::quote_name;
-use crate::format::records::{Record, RecordReader};
+use crate::format::state::Trust;
 use crate::progress::Progress;
 use crate::report::{Failure, PROGRAM, Reason, Report};
 
@@ -51,144 +57,6 @@ enum Seen {
     Yes,
     /// Gone, and found again under another name.
     MovedAway,
-}
-
-/// One listed file: where its name and digest are.
-#[derive(Debug, Clone, Copy)]
-struct ListedFile {
-    name_start: u64,
-    name_len: u32,
-    digest: u32,
-    seen: Seen,
-}
-
-/// The manifest, held compactly: names and digests in two arenas, entries sorted by name,
-/// and an index of entries sorted by digest.
-pub struct Listed {
-    names: Vec<u8>,
-    digests: Vec<u8>,
-    digest_len: usize,
-    files: Vec<ListedFile>,
-    by_digest: Vec<u32>,
-    /// Improperly formatted lines met while reading.
-    bad_lines: u64,
-}
-
-/// `path` without any leading `./`.
-fn normalize(mut path: &[u8]) -> &[u8] {
-    while let Some(rest) = path.strip_prefix(b"./") {
-        path = rest.strip_prefix(b"/").unwrap_or(rest);
-        while let Some(rest) = path.strip_prefix(b"/") {
-            path = rest;
-        }
-    }
-    path
-}
-
-impl Listed {
-    /// Reads a manifest of `algorithm` lines.
-    pub fn read(reader: impl Read, algorithm: Algorithm, zero: bool) -> io::Result<Listed> {
-        let mut listed = Listed {
-            names: Vec::new(),
-            digests: Vec::new(),
-            digest_len: algorithm.digest_len(),
-            files: Vec::new(),
-            by_digest: Vec::new(),
-            bad_lines: 0,
-        };
-        let mut records = RecordReader::new(reader, if zero { b'\0' } else { b'\n' });
-        let mut layout = Layout::default();
-        let mut buf = Vec::new();
-        while let Some(record) = records.next_record(&mut buf)? {
-            if record == Record::TooLong {
-                listed.bad_lines += 1;
-                continue;
-            }
-            let Some(line) = trim_record(&buf, zero) else {
-                continue;
-            };
-            match parse_line(line, &mut layout, Some(algorithm)) {
-                // As in `check`: no file name holds a NUL.
-                Ok(entry) if entry.name.contains(&0) => listed.bad_lines += 1,
-                Ok(entry) => {
-                    let name = normalize(&entry.name);
-                    listed.files.push(ListedFile {
-                        name_start: listed.names.len() as u64,
-                        name_len: name.len() as u32,
-                        digest: listed.files.len() as u32,
-                        seen: Seen::No,
-                    });
-                    listed.names.extend_from_slice(name);
-                    listed.digests.extend_from_slice(entry.digest.as_bytes());
-                }
-                Err(_) => listed.bad_lines += 1,
-            }
-        }
-        // Sorted by name for lookups; of two lines for one name, the later one counts (the
-        // sort is stable, so it is the last of its run).
-        let names = std::mem::take(&mut listed.names);
-        listed
-            .files
-            .sort_by(|a, b| name_of(&names, a).cmp(name_of(&names, b)));
-        listed.files.dedup_by(|later, earlier| {
-            let same = name_of(&names, later) == name_of(&names, earlier);
-            if same {
-                *earlier = *later;
-            }
-            same
-        });
-        listed.names = names;
-        listed.files.shrink_to_fit();
-        let mut by_digest: Vec<u32> = (0..listed.files.len() as u32).collect();
-        by_digest.sort_by(|&a, &b| {
-            listed
-                .digest_of(a as usize)
-                .cmp(listed.digest_of(b as usize))
-        });
-        listed.by_digest = by_digest;
-        Ok(listed)
-    }
-
-    fn name(&self, i: usize) -> &[u8] {
-        name_of(&self.names, &self.files[i])
-    }
-
-    fn digest_of(&self, i: usize) -> &[u8] {
-        let start = self.files[i].digest as usize * self.digest_len;
-        &self.digests[start..start + self.digest_len]
-    }
-
-    fn find(&self, name: &[u8]) -> Option<usize> {
-        self.files
-            .binary_search_by(|f| name_of(&self.names, f).cmp(name))
-            .ok()
-    }
-
-    /// The listed files whose digest is `digest`.
-    fn with_digest<'a>(&'a self, digest: &'a [u8]) -> impl Iterator<Item = usize> + 'a {
-        let start = self
-            .by_digest
-            .partition_point(|&i| self.digest_of(i as usize) < digest);
-        self.by_digest[start..]
-            .iter()
-            .map(|&i| i as usize)
-            .take_while(move |&i| self.digest_of(i) == digest)
-    }
-
-    /// How many files the manifest lists.
-    pub fn len(&self) -> usize {
-        self.files.len()
-    }
-
-    /// Whether the manifest lists no file.
-    pub fn is_empty(&self) -> bool {
-        self.files.is_empty()
-    }
-}
-
-fn name_of<'a>(names: &'a [u8], file: &ListedFile) -> &'a [u8] {
-    let start = file.name_start as usize;
-    &names[start..start + file.name_len as usize]
 }
 
 /// Which listed names the walk covers: under a walked argument, not excluded, within the
@@ -251,33 +119,65 @@ impl Scope {
     }
 }
 
+/// The kinds of difference, in the order the human output lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// The digest differs under a recorded stat that did not change.
+    Corrupt,
+    /// The digest differs; the line has no state to say why.
+    Changed,
+    /// The digest differs, and so does the recorded stat: somebody wrote the file.
+    Modified,
+    /// Listed under a name that is gone; found under one that is not listed.
+    Moved,
+    /// On disk, not listed.
+    New,
+    /// Listed, not on disk.
+    Missing,
+}
+
+impl Class {
+    const ORDER: [Class; 6] = [
+        Class::Corrupt,
+        Class::Changed,
+        Class::Modified,
+        Class::Moved,
+        Class::New,
+        Class::Missing,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Class::Corrupt => "corrupt",
+            Class::Changed => "changed",
+            Class::Modified => "modified",
+            Class::Moved => "moved",
+            Class::New => "new",
+            Class::Missing => "missing",
+        }
+    }
+}
+
 /// One difference between the tree and the manifest.
-enum Difference {
-    Changed {
-        name: Vec<u8>,
-        listed: Vec<u8>,
-        found: Digest,
-    },
-    Moved {
-        from: Vec<u8>,
-        to: Vec<u8>,
-        digest: Digest,
-    },
-    New {
-        name: Vec<u8>,
-        digest: Digest,
-    },
-    Missing {
-        name: Vec<u8>,
-        listed: Vec<u8>,
-    },
+struct Difference {
+    class: Class,
+    /// The path on disk (for a moved file, where it is now).
+    name: Vec<u8>,
+    /// For a moved file, the listed path it was under.
+    from: Option<Vec<u8>>,
+    /// The digest the manifest lists.
+    listed: Option<Vec<u8>>,
+    /// The digest found on disk.
+    found: Option<Digest>,
 }
 
 /// Counts of an audit, for the summary.
 #[derive(Debug, Default, Serialize)]
 struct Counts {
     unchanged: u64,
+    corrupt: u64,
     changed: u64,
+    modified: u64,
     moved: u64,
     new: u64,
     missing: u64,
@@ -288,7 +188,18 @@ struct Counts {
 
 impl Counts {
     fn differences(&self) -> u64 {
-        self.changed + self.moved + self.new + self.missing
+        self.corrupt + self.changed + self.modified + self.moved + self.new + self.missing
+    }
+
+    fn count(&mut self, class: Class) {
+        *match class {
+            Class::Corrupt => &mut self.corrupt,
+            Class::Changed => &mut self.changed,
+            Class::Modified => &mut self.modified,
+            Class::Moved => &mut self.moved,
+            Class::New => &mut self.new,
+            Class::Missing => &mut self.missing,
+        } += 1;
     }
 }
 
@@ -302,13 +213,16 @@ pub fn run(
 ) -> anyhow::Result<Report> {
     let started = Instant::now();
     let manifest_name = audit.manifest.display().to_string();
-    let (listed, skip) = read_manifest(audit).with_context(|| manifest_name.clone())?;
+    let (manifest, skip) = read_manifest(audit, pool).with_context(|| manifest_name.clone())?;
     let mut audited = Audited {
         counts: Counts {
-            improperly_formatted: listed.bad_lines,
+            improperly_formatted: manifest.bad_lines(),
             ..Counts::default()
         },
-        listed,
+        seen: vec![Seen::No; manifest.len()],
+        // Corrupt files come first in JSON too, so with state the rest waits for the end.
+        stream_json: audit.json && !manifest.has_state(),
+        manifest,
         differences: Vec::new(),
         report: Report::default(),
         json: audit.json,
@@ -350,26 +264,32 @@ pub fn run(
             "{PROGRAM}: WARNING: {n} {lines} improperly formatted in {manifest_name}"
         );
     }
-    report.hashed = counts.unchanged + counts.changed + counts.moved + counts.new;
+    report.hashed = counts.unchanged + counts.corrupt + counts.changed + counts.modified;
+    report.hashed += counts.moved + counts.new;
+    report.corrupt = counts.corrupt;
     // Differences and bad lines make the exit status 1, like failures do.
-    if counts.differences() > 0 || counts.improperly_formatted > 0 {
+    if counts.differences() > counts.corrupt || counts.improperly_formatted > 0 {
         report.failed += 1;
     }
     Ok(report)
 }
 
-/// Reads the manifest into a [`Listed`]; also returns the manifest file's identity, so that
-/// the walk does not audit it (it often lies in the tree it describes).
-fn read_manifest(audit: &AuditConfig) -> io::Result<(Listed, Vec<FileId>)> {
+/// Reads the manifest; also returns the manifest file's identity, so that the walk does not
+/// audit it (it often lies in the tree it describes).
+fn read_manifest(
+    audit: &AuditConfig,
+    pool: &rayon::ThreadPool,
+) -> io::Result<(Manifest, Vec<FileId>)> {
     let mut skip = Vec::new();
-    let reader: Box<dyn Read> = if audit.manifest.as_os_str() == "-" {
-        Box::new(io::stdin())
+    let mut manifest = if audit.manifest.as_os_str() == "-" {
+        Manifest::read(io::stdin(), audit.algorithm, audit.zero)?
     } else {
         let file = File::open(&audit.manifest)?;
         skip.extend(FileId::of(&file));
-        Box::new(file)
+        load_manifest(file, audit.algorithm, audit.zero, pool)?
     };
-    Ok((Listed::read(reader, audit.algorithm, audit.zero)?, skip))
+    manifest.index_digests();
+    Ok((manifest, skip))
 }
 
 /// Walks and hashes the tree, handing each result to `sink` in walk order.
@@ -378,17 +298,18 @@ fn compare_tree(
     audit: &AuditConfig,
     options: &HashOptions,
     pool: &rayon::ThreadPool,
-    sink: &mut dyn FnMut(Result<Option<Hashed>, Failure>) -> io::Result<()>,
+    sink: &mut dyn FnMut(Result<Hashing, Failure>) -> io::Result<()>,
 ) -> io::Result<Completion> {
     let walk = Walk::new(audit.inputs.clone().into_iter().map(Ok), audit.walk.clone());
     let plan = |entry: Entry| match entry {
         Entry::Hash(source) => Plan::Hash {
             source,
             algorithm: options.algorithm,
+            unless: None,
             then: Box::new(|hashed| hashed),
         },
         Entry::Failed(failure) => Plan::Done(Err(failure)),
-        Entry::Skipped(_) => Plan::Done(Ok(None)),
+        Entry::Skipped(_) => Plan::Done(Ok(Hashing::Skipped)),
     };
     let work = HashJob::new(plan, &options.skip, config.tuning.lanes);
     pool::run_ordered(pool, config.tuning, walk, work, sink)
@@ -396,36 +317,42 @@ fn compare_tree(
 
 /// What an audit has found so far, kept by the thread that prints.
 struct Audited {
-    listed: Listed,
+    manifest: Manifest,
+    /// What became of each listed file, by entry.
+    seen: Vec<Seen>,
     counts: Counts,
-    /// Changed, moved and new files, held for grouping (human output only).
+    /// Differences held until the walk ends, to be grouped.
     differences: Vec<Difference>,
     report: Report,
     json: bool,
+    /// JSON objects are written as they come (no corrupt file can come first).
+    stream_json: bool,
 }
 
 impl Audited {
     /// Sorts one result of the walk: a hashed file into its class, a failure reported.
     fn record(
         &mut self,
-        result: Result<Option<Hashed>, Failure>,
+        result: Result<Hashing, Failure>,
         out: &mut dyn Write,
         err: &mut dyn Write,
         progress: &Progress,
     ) -> io::Result<()> {
         match result {
-            Ok(Some(hashed)) => {
+            Ok(Hashing::Hashed(hashed)) => {
                 progress.advance(hashed.bytes);
-                let difference = classify(&mut self.listed, &hashed, &mut self.counts);
-                if let Some(difference) = difference {
-                    if self.json {
+                if let Some(difference) = self.classify(&hashed) {
+                    self.counts.count(difference.class);
+                    if self.stream_json {
                         write_json(out, &difference)?;
                     } else {
                         self.differences.push(difference);
                     }
+                } else {
+                    self.counts.unchanged += 1;
                 }
             }
-            Ok(None) => {}
+            Ok(Hashing::Skipped | Hashing::Unchanged { .. }) => {}
             Err(failure) => {
                 progress.advance(0);
                 out.flush()?;
@@ -434,130 +361,141 @@ impl Audited {
                 // A file that is there but cannot be read is not missing.
                 let gone =
                     matches!(&failure.reason, Reason::Io(e) if e.kind() == io::ErrorKind::NotFound);
-                let listed_at = self.listed.find(normalize(path_bytes(&failure.path)));
+                let listed_at = self.manifest.find(path_bytes(&failure.path));
                 if let (false, Some(i)) = (gone, listed_at) {
-                    self.listed.files[i].seen = Seen::Yes;
+                    self.seen[i] = Seen::Yes;
                 }
             }
         }
         Ok(())
     }
 
-    /// Writes what the walk left to say: the held differences, grouped (changed, moved, new),
-    /// then what the walk covered and never met, which is missing, straight from the
-    /// manifest (it is often the largest group, and is not copied), then the summary.
-    fn write_results(&mut self, out: &mut dyn Write, scope: &Scope) -> io::Result<()> {
-        let listed = &self.listed;
-        if !self.json {
-            write_human(out, &self.differences)?;
+    /// Sorts one hashed file: `None` if unchanged, else the difference.
+    fn classify(&mut self, hashed: &Hashed) -> Option<Difference> {
+        let manifest = &self.manifest;
+        let name = normalize(path_bytes(&hashed.name));
+        let found = Some(hashed.digest);
+        if let Some(i) = manifest.find(name) {
+            self.seen[i] = Seen::Yes;
+            if manifest.digest(i) == hashed.digest.as_bytes() {
+                return None;
+            }
+            let class = match manifest.state(i) {
+                // Trusted, and the stat before the read is still the recorded one: nobody
+                // wrote the file since its digest was taken.
+                Some(record)
+                    if record.trust != Trust::Racy && hashed.state == Some(record.state) =>
+                {
+                    Class::Corrupt
+                }
+                Some(_) => Class::Modified,
+                None => Class::Changed,
+            };
+            let listed = Some(manifest.digest(i).to_vec());
+            let (name, from) = (name.to_vec(), None);
+            return Some(Difference {
+                class,
+                name,
+                from,
+                listed,
+                found,
+            });
         }
-        for i in 0..listed.len() {
-            if listed.files[i].seen == Seen::No && scope.contains(listed.name(i)) {
+        // Not listed: moved here, if a listed file with this content is gone from the disk.
+        let gone = manifest.with_digest(hashed.digest.as_bytes()).find(|&i| {
+            self.seen[i] == Seen::No
+                && fs::symlink_metadata(Path::new(OsStr::from_bytes(manifest.name(i))))
+                    .is_err_and(|e| e.kind() == io::ErrorKind::NotFound)
+        });
+        let (class, from) = match gone {
+            Some(i) => {
+                self.seen[i] = Seen::MovedAway;
+                (Class::Moved, Some(manifest.name(i).to_vec()))
+            }
+            None => (Class::New, None),
+        };
+        let name = name.to_vec();
+        Some(Difference {
+            class,
+            name,
+            from,
+            listed: None,
+            found,
+        })
+    }
+
+    /// Writes what the walk left to say: the held differences, grouped (corrupt first), then
+    /// what the walk covered and never met, which is missing, straight from the manifest (it
+    /// is often the largest group, and is not copied), then the summary.
+    fn write_results(&mut self, out: &mut dyn Write, scope: &Scope) -> io::Result<()> {
+        if self.json {
+            // Corrupt files first; the rest in walk order.
+            let corrupt = |d: &&Difference| d.class == Class::Corrupt;
+            for difference in self.differences.iter().filter(corrupt) {
+                write_json(out, difference)?;
+            }
+            for difference in self.differences.iter().filter(|d| !corrupt(d)) {
+                write_json(out, difference)?;
+            }
+        } else {
+            for class in Class::ORDER {
+                for difference in self.differences.iter().filter(|d| d.class == class) {
+                    write_human(out, difference)?;
+                }
+            }
+        }
+        let manifest = &self.manifest;
+        for i in 0..manifest.len() {
+            if self.seen[i] == Seen::No && scope.contains(manifest.name(i)) {
                 self.counts.missing += 1;
+                let missing = Difference {
+                    class: Class::Missing,
+                    name: manifest.name(i).to_vec(),
+                    from: None,
+                    listed: Some(manifest.digest(i).to_vec()),
+                    found: None,
+                };
                 if self.json {
-                    let missing = Difference::Missing {
-                        name: listed.name(i).to_vec(),
-                        listed: listed.digest_of(i).to_vec(),
-                    };
                     write_json(out, &missing)?;
                 } else {
-                    write_missing(out, listed.name(i))?;
+                    write_human(out, &missing)?;
                 }
             }
         }
         if self.json {
             write_summary_json(out, &self.counts)?;
         } else {
-            write_summary(out, &self.counts)?;
+            write_summary(out, &self.counts, manifest.has_state())?;
         }
         out.flush()
     }
 }
 
-/// Sorts one hashed file into unchanged, changed, moved or new.
-fn classify(listed: &mut Listed, hashed: &Hashed, counts: &mut Counts) -> Option<Difference> {
-    let name = normalize(path_bytes(&hashed.name));
-    if let Some(i) = listed.find(name) {
-        listed.files[i].seen = Seen::Yes;
-        if listed.digest_of(i) == hashed.digest.as_bytes() {
-            counts.unchanged += 1;
-            return None;
-        }
-        counts.changed += 1;
-        return Some(Difference::Changed {
-            name: name.to_vec(),
-            listed: listed.digest_of(i).to_vec(),
-            found: hashed.digest,
-        });
+/// One line of the human output: the class, padded, and the name (or `from -> to`).
+fn write_human(out: &mut dyn Write, difference: &Difference) -> io::Result<()> {
+    let mut line = format!("{:<8} ", difference.class.label()).into_bytes();
+    if let Some(from) = &difference.from {
+        line.extend_from_slice(&quote_name(from));
+        line.extend_from_slice(b" -> ");
     }
-    // Not listed: moved here, if a listed file with this content is gone from the disk.
-    let gone = listed.with_digest(hashed.digest.as_bytes()).find(|&i| {
-        listed.files[i].seen == Seen::No
-            && fs::symlink_metadata(Path::new(OsStr::from_bytes(listed.name(i))))
-                .is_err_and(|e| e.kind() == io::ErrorKind::NotFound)
-    });
-    match gone {
-        Some(i) => {
-            listed.files[i].seen = Seen::MovedAway;
-            counts.moved += 1;
-            Some(Difference::Moved {
-                from: listed.name(i).to_vec(),
-                to: name.to_vec(),
-                digest: hashed.digest,
-            })
-        }
-        None => {
-            counts.new += 1;
-            Some(Difference::New {
-                name: name.to_vec(),
-                digest: hashed.digest,
-            })
-        }
-    }
-}
-
-/// Writes the held differences, grouped: changed, then moved, then new.
-fn write_human(out: &mut dyn Write, differences: &[Difference]) -> io::Result<()> {
-    type Member = fn(&Difference) -> bool;
-    let groups: [(&str, Member); 3] = [
-        ("changed", |d| matches!(d, Difference::Changed { .. })),
-        ("moved", |d| matches!(d, Difference::Moved { .. })),
-        ("new", |d| matches!(d, Difference::New { .. })),
-    ];
-    for (label, member) in groups {
-        for difference in differences.iter().filter(|d| member(d)) {
-            let mut line = format!("{label:<8} ").into_bytes();
-            match difference {
-                Difference::Changed { name, .. }
-                | Difference::New { name, .. }
-                | Difference::Missing { name, .. } => line.extend_from_slice(&quote_name(name)),
-                Difference::Moved { from, to, .. } => {
-                    line.extend_from_slice(&quote_name(from));
-                    line.extend_from_slice(b" -> ");
-                    line.extend_from_slice(&quote_name(to));
-                }
-            }
-            line.push(b'\n');
-            out.write_all(&line)?;
-        }
-    }
-    Ok(())
-}
-
-fn write_missing(out: &mut dyn Write, name: &[u8]) -> io::Result<()> {
-    let mut line = b"missing  ".to_vec();
-    line.extend_from_slice(&quote_name(name));
+    line.extend_from_slice(&quote_name(&difference.name));
     line.push(b'\n');
     out.write_all(&line)
 }
 
-/// The one-line count summary of the human output.
-fn write_summary(out: &mut dyn Write, counts: &Counts) -> io::Result<()> {
+/// The one-line count summary of the human output. Corrupt and modified files are counted
+/// only for a manifest with state, the only kind that can tell them.
+fn write_summary(out: &mut dyn Write, counts: &Counts, with_state: bool) -> io::Result<()> {
     let summary = if counts.differences() == 0 {
         format!("no differences: {} unchanged", counts.unchanged)
     } else {
+        let stated = if with_state {
+            format!("{} corrupt, {} modified, ", counts.corrupt, counts.modified)
+        } else {
+            String::new()
+        };
         format!(
-            "{} differences: {} changed, {} moved, {} new, {} missing; {} unchanged",
+            "{} differences: {stated}{} changed, {} moved, {} new, {} missing; {} unchanged",
             counts.differences(),
             counts.changed,
             counts.moved,
@@ -589,49 +527,25 @@ fn write_json(out: &mut dyn Write, difference: &Difference) -> io::Result<()> {
         #[serde(skip_serializing_if = "Option::is_none")]
         found: Option<String>,
     }
-    let none = || Line {
-        r#type: "",
-        path: None,
-        from: None,
-        to: None,
-        listed: None,
-        found: None,
+    let (path, from, to) = match &difference.from {
+        Some(from) => (
+            None,
+            Some(JsonPath::new(from)),
+            Some(JsonPath::new(&difference.name)),
+        ),
+        None => (Some(JsonPath::new(&difference.name)), None, None),
     };
-    let line = match difference {
-        Difference::Changed {
-            name,
-            listed,
-            found,
-        } => Line {
-            r#type: "changed",
-            path: Some(JsonPath::new(name)),
-            listed: Some(hex::encode(listed)),
-            found: Some(hex::encode(found.as_bytes())),
-            ..none()
+    json::write_line(
+        out,
+        &Line {
+            r#type: difference.class.label(),
+            path,
+            from,
+            to,
+            listed: difference.listed.as_ref().map(hex::encode),
+            found: difference.found.map(|d| hex::encode(d.as_bytes())),
         },
-        Difference::Moved { from, to, digest } => Line {
-            r#type: "moved",
-            from: Some(JsonPath::new(from)),
-            to: Some(JsonPath::new(to)),
-            found: Some(hex::encode(digest.as_bytes())),
-            ..none()
-        },
-        Difference::New { name, digest } => Line {
-            r#type: "new",
-            path: Some(JsonPath::new(name)),
-            found: Some(hex::encode(digest.as_bytes())),
-            ..none()
-        },
-        Difference::Missing { name, listed } => Line {
-            r#type: "missing",
-            path: Some(JsonPath::new(name)),
-            listed: Some(hex::encode(listed)),
-            ..none()
-        },
-    };
-    let mut bytes = serde_json::to_vec(&line).map_err(io::Error::other)?;
-    bytes.push(b'\n');
-    out.write_all(&bytes)
+    )
 }
 
 fn write_summary_json(out: &mut dyn Write, counts: &Counts) -> io::Result<()> {
@@ -641,43 +555,11 @@ fn write_summary_json(out: &mut dyn Write, counts: &Counts) -> io::Result<()> {
         #[serde(flatten)]
         counts: &'a Counts,
     }
-    let mut bytes = serde_json::to_vec(&Line {
-        r#type: "summary",
-        counts,
-    })
-    .map_err(io::Error::other)?;
-    bytes.push(b'\n');
-    out.write_all(&bytes)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn normalize_drops_leading_dot_slashes() {
-        assert_eq!(normalize(b"./a/b"), b"a/b");
-        assert_eq!(normalize(b"././a"), b"a");
-        assert_eq!(normalize(b".//a"), b"a");
-        assert_eq!(normalize(b"a/./b"), b"a/./b");
-        assert_eq!(normalize(b".hidden"), b".hidden");
-    }
-
-    #[test]
-    fn listed_files_are_found_by_name_and_digest() {
-        let hex_a = "a".repeat(64);
-        let hex_b = "b".repeat(64);
-        let manifest = format!("{hex_a}  ./x\n{hex_b}  y\njunk\n{hex_a}  z\n{hex_b}  x\n");
-        let listed = Listed::read(manifest.as_bytes(), Algorithm::Sha256, false).unwrap();
-        assert_eq!(listed.len(), 3);
-        assert_eq!(listed.bad_lines, 1);
-        // The later line for x wins.
-        let x = listed.find(b"x").unwrap();
-        assert_eq!(listed.digest_of(x), &[0xbb; 32][..]);
-        let with_a: Vec<&[u8]> = listed
-            .with_digest(&[0xaa; 32])
-            .map(|i| listed.name(i))
-            .collect();
-        assert_eq!(with_a, vec![&b"z"[..]]);
-    }
+    json::write_line(
+        out,
+        &Line {
+            r#type: "summary",
+            counts,
+        },
+    )
 }

@@ -26,7 +26,7 @@ use crate::config::{CheckConfig, Config, Verbosity};
 use crate::digest::Algorithm;
 use crate::engine::lanes::{HashJob, Plan};
 use crate::engine::pool::{self, Tuning};
-use crate::engine::read::Hashed;
+use crate::engine::read::Hashing;
 use crate::engine::source::Source;
 use crate::format::json;
 use crate::format::line::escape_check_name;
@@ -531,15 +531,16 @@ fn verify(entry: Entry, ignore_missing: bool) -> Plan<Verdict> {
         Source::Path(PathBuf::from(OsString::from_vec(entry.name.clone())))
     };
     let algorithm = entry.algorithm;
-    let then = move |hashed: Result<Option<Hashed>, Failure>| match hashed {
-        Ok(Some(hashed)) => Verdict::Verified {
+    let then = move |hashed: Result<Hashing, Failure>| match hashed {
+        Ok(Hashing::Hashed(hashed)) => Verdict::Verified {
             name: entry.name,
             algorithm,
             matched: hashed.digest == entry.digest,
             bytes: hashed.bytes,
         },
-        // Only files listed in `skip` are passed over, and there are none here.
-        Ok(None) => Verdict::Missing {
+        // Only files listed in `skip` are passed over, and only a recorded state is
+        // unchanged; there are neither here.
+        Ok(Hashing::Skipped | Hashing::Unchanged { .. }) => Verdict::Missing {
             name: entry.name,
             algorithm,
         },
@@ -560,6 +561,7 @@ fn verify(entry: Entry, ignore_missing: bool) -> Plan<Verdict> {
     Plan::Hash {
         source,
         algorithm,
+        unless: None,
         then: Box::new(then),
     }
 }

@@ -9,6 +9,10 @@
 //! it writes every line byte for byte as it was: escaped names, BSD tags and `-z` records
 //! come out exactly as the single run writes them, whatever the order of the FILE arguments.
 //!
+//! The state lines of `hash --update` manifests travel with the digest line they precede, so a
+//! merge of updated shard manifests is itself a manifest `hash --update` can start from. Other
+//! comments and blank lines are dropped.
+//!
 //! The order holds for a run over one argument (the way a tree is sharded); a single run over
 //! several arguments prints them in command-line order, which the manifests do not record.
 
@@ -22,6 +26,7 @@ use anyhow::{Context, bail};
 use crate::config::MergeConfig;
 use crate::format::parse::{Layout, parse_line, trim_record};
 use crate::format::records::{Record, RecordReader};
+use crate::format::state;
 use crate::report::{Report, is_broken_pipe};
 
 /// Compares two paths (as bytes) in walk order: component by component.
@@ -60,10 +65,14 @@ impl Input {
         Ok(input)
     }
 
-    /// Reads the next checksum line, skipping blank lines and comments.
+    /// Reads the next checksum line, with the state line right before it if there is one,
+    /// skipping blank lines and other comments.
     fn advance(&mut self) -> anyhow::Result<()> {
         let previous = self.current.take().map(|(_, name)| name);
         let mut buf = Vec::new();
+        let delim = if self.zero { b'\0' } else { b'\n' };
+        // A state line, kept if the next line is a checksum line.
+        let mut state: Option<Vec<u8>> = None;
         loop {
             let shown = || self.name.display().to_string();
             let Some(record) = self.records.next_record(&mut buf).with_context(shown)? else {
@@ -76,6 +85,13 @@ impl Input {
                     shown(),
                     self.line_no
                 );
+            }
+            let held = state.take();
+            if state::is_state_line(&buf) {
+                let mut line = buf.strip_suffix(&[delim]).unwrap_or(&buf).to_vec();
+                line.push(delim);
+                state = Some(line);
+                continue;
             }
             let Some(line) = trim_record(&buf, self.zero) else {
                 continue;
@@ -93,8 +109,9 @@ impl Input {
                     self.line_no
                 );
             }
-            let mut record = line.to_vec();
-            record.push(if self.zero { b'\0' } else { b'\n' });
+            let mut record = held.unwrap_or_default();
+            record.extend_from_slice(line);
+            record.push(delim);
             self.current = Some((record, entry.name));
             return Ok(());
         }

@@ -34,8 +34,11 @@ use crate::digest::{Algorithm, Digest};
 use crate::engine::mapped::Active;
 use crate::engine::multibuf::{self, BLOCK_LEN, INITIAL_STATE, MAX_LANES};
 use crate::engine::pool::{Claims, Job};
-use crate::engine::read::{Hashed, Opened, changed, fstat, hash_opened, open_source, outcome};
+use crate::engine::read::{
+    Digested, Hashing, Opened, changed, fstat, hash_opened, open_source, outcome, regular_state,
+};
 use crate::engine::source::{FileId, Source};
+use crate::format::state::FileState;
 use crate::report::{Failure, Reason};
 use crate::signals;
 
@@ -56,7 +59,7 @@ pub const LARGE: u64 = 64 << 20;
 const CHUNK: usize = 128 << 10;
 
 /// What the command makes of an item's hash, given the outcome.
-pub type Then<R> = Box<dyn FnOnce(Result<Option<Hashed>, Failure>) -> R + Send>;
+pub type Then<R> = Box<dyn FnOnce(Result<Hashing, Failure>) -> R + Send>;
 
 /// What to do with one item.
 pub enum Plan<R> {
@@ -68,6 +71,9 @@ pub enum Plan<R> {
         source: Source,
         /// With which algorithm.
         algorithm: Algorithm,
+        /// Do not read it if a stat of it, taken first, says this: the state recorded with
+        /// its digest (`hash --update`). The result is then [`Hashing::Unchanged`].
+        unless: Option<FileState>,
         /// The result, from the outcome.
         then: Then<R>,
     },
@@ -115,8 +121,24 @@ where
                     Plan::Done(result) => post(seq, result),
                     Plan::Hash {
                         source,
+                        unless: Some(recorded),
+                        then,
+                        ..
+                    } if unchanged(&source, &recorded) => {
+                        let name = source.into_name();
+                        post(
+                            seq,
+                            then(Ok(Hashing::Unchanged {
+                                name,
+                                state: recorded,
+                            })),
+                        );
+                    }
+                    Plan::Hash {
+                        source,
                         algorithm,
                         then,
+                        ..
                     } => match self.admit(
                         &source,
                         algorithm,
@@ -181,6 +203,15 @@ impl<F> HashJob<'_, F> {
             Ok(opened) => Admitted::Alone(opened),
             Err(reason) => Admitted::Failed(reason),
         }
+    }
+}
+
+/// Whether a stat of `source` is `recorded`, for a regular file. A stat that fails says
+/// nothing: the file is opened, and the open reports what went wrong.
+fn unchanged(source: &Source, recorded: &FileState) -> bool {
+    match source.stat() {
+        Some(Ok(stat)) => regular_state(&stat).is_some_and(|state| state == *recorded),
+        Some(Err(_)) | None => false,
     }
 }
 
@@ -278,17 +309,21 @@ impl<R> Lane<R> {
     }
 
     /// The digest, if the file did not change while it was read.
-    fn digest(&self) -> Result<(Digest, u64), Reason> {
+    fn digest(&self) -> Result<Digested, Reason> {
         let tail = &self.buf.0[self.start..self.end];
         let digest = multibuf::finish(self.state, self.read, tail);
         if changed(&self.before, &fstat(&self.file)?) {
             return Err(Reason::Changed);
         }
-        Ok((Digest::from(digest), self.read))
+        Ok(Digested {
+            digest: Digest::from(digest),
+            bytes: self.read,
+            state: regular_state(&self.before),
+        })
     }
 
     /// Ends the lane and returns its item's number and result.
-    fn end(self, result: Result<(Digest, u64), Reason>) -> (u64, R) {
+    fn end(self, result: Result<Digested, Reason>) -> (u64, R) {
         (
             self.seq,
             (self.then)(outcome(self.source, result.map(Some))),
@@ -379,6 +414,7 @@ mod tests {
     use sha2::Digest as _;
 
     use crate::engine::pool::{Completion, Tuning, run_ordered};
+    use crate::engine::read::Hashed;
 
     /// Hashes `paths` with a `HashJob` of `lanes` lanes on `threads` threads.
     fn hash_all(paths: &[PathBuf], threads: usize, lanes: usize) -> Vec<Result<Hashed, String>> {
@@ -390,9 +426,10 @@ mod tests {
             Plan::Hash {
                 source: Source::Path(path),
                 algorithm: Algorithm::Sha256,
+                unless: None,
                 then: Box::new(|outcome| match outcome {
-                    Ok(Some(hashed)) => Ok(hashed),
-                    Ok(None) => Err("skipped".into()),
+                    Ok(Hashing::Hashed(hashed)) => Ok(hashed),
+                    Ok(Hashing::Skipped | Hashing::Unchanged { .. }) => Err("skipped".into()),
                     Err(failure) => Err(failure.reason.to_string()),
                 }),
             }

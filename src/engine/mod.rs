@@ -8,12 +8,14 @@
 //!   interleaved SHA-256 of [`multibuf`]; [`read`] hashes one source at a time (reads, or
 //!   memory maps through [`mapped`]) and owns the "changed while being read" check.
 //! - [`source`] holds the nouns they share: what to read, and the open directory it is in.
+//! - [`load`] reads a manifest file into memory in parts, on the worker threads.
 //!
 //! The engine knows nothing of commands, of output formats or of the progress bar: it turns
 //! items into results (`Hashed` or a [`crate::report::Failure`]) and gives them back. It
 //! never writes to stdout or stderr.
 
 pub mod lanes;
+pub mod load;
 pub mod mapped;
 pub mod multibuf;
 pub mod pool;

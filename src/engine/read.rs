@@ -22,7 +22,8 @@ use rustix::fs::{FileType, OFlags, Stat};
 
 use crate::digest::{Algorithm, Digest, Hasher};
 use crate::engine::mapped::hash_mapped;
-use crate::engine::source::{DirHandle, FileId, Source};
+use crate::engine::source::{DirHandle, FileId, Source, file_state};
+use crate::format::state::FileState;
 use crate::report::{Failure, Reason};
 use crate::signals;
 
@@ -54,6 +55,36 @@ pub struct Hashed {
     pub digest: Digest,
     /// How many bytes were read.
     pub bytes: u64,
+    /// The file's stat before it was read (regular files only).
+    pub state: Option<FileState>,
+}
+
+/// What became of a source the caller asked to hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hashing {
+    /// It was read and hashed.
+    Hashed(Hashed),
+    /// It was not read: its stat was the one the caller recorded for it (see
+    /// [`Plan::Hash`](super::lanes::Plan)).
+    Unchanged {
+        /// The name to print.
+        name: PathBuf,
+        /// Its stat, as recorded.
+        state: FileState,
+    },
+    /// It is one of the files never to hash (the manifest being written).
+    Skipped,
+}
+
+/// The digest of one opened source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Digested {
+    /// The digest of the whole content.
+    pub digest: Digest,
+    /// How many bytes were read.
+    pub bytes: u64,
+    /// The file's stat before it was read (regular files only).
+    pub state: Option<FileState>,
 }
 
 /// Hashes everything `reader` yields until end of input, in blocks of `buf.len()` bytes.
@@ -123,26 +154,48 @@ pub fn open_source(source: &Source, skip: &[FileId]) -> Result<Opened, Reason> {
 }
 
 /// Hashes an opened source with this thread's block buffer; `None` if it was skipped.
-pub fn hash_opened(opened: Opened, algorithm: Algorithm) -> Result<Option<(Digest, u64)>, Reason> {
+pub fn hash_opened(opened: Opened, algorithm: Algorithm) -> Result<Option<Digested>, Reason> {
     with_block_buffer(|buf| match opened {
-        Opened::File(file, before) => hash_file(file, before, buf, algorithm).map(Some),
-        Opened::Stdin => Ok(Some(hash_reader(algorithm, &mut io::stdin().lock(), buf)?)),
+        Opened::File(file, before) => {
+            let state = regular_state(&before);
+            let (digest, bytes) = hash_file(file, before, buf, algorithm)?;
+            Ok(Some(Digested {
+                digest,
+                bytes,
+                state,
+            }))
+        }
+        Opened::Stdin => {
+            let (digest, bytes) = hash_reader(algorithm, &mut io::stdin().lock(), buf)?;
+            Ok(Some(Digested {
+                digest,
+                bytes,
+                state: None,
+            }))
+        }
         Opened::Skipped => Ok(None),
     })
+}
+
+/// The state of a regular file from its stat; `None` for anything else (a FIFO, a device),
+/// whose stat says nothing of its bytes.
+pub fn regular_state(stat: &Stat) -> Option<FileState> {
+    (FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile).then(|| file_state(stat))
 }
 
 /// The result of hashing `source`, named as it is printed.
 pub fn outcome(
     source: Source,
-    result: Result<Option<(Digest, u64)>, Reason>,
-) -> Result<Option<Hashed>, Failure> {
+    result: Result<Option<Digested>, Reason>,
+) -> Result<Hashing, Failure> {
     match result {
-        Ok(Some((digest, bytes))) => Ok(Some(Hashed {
+        Ok(Some(digested)) => Ok(Hashing::Hashed(Hashed {
             name: source.into_name(),
-            digest,
-            bytes,
+            digest: digested.digest,
+            bytes: digested.bytes,
+            state: digested.state,
         })),
-        Ok(None) => Ok(None),
+        Ok(None) => Ok(Hashing::Skipped),
         Err(reason) => Err(Failure::new(source.into_name(), reason)),
     }
 }

@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::{AtFlags, Mode, OFlags, Stat};
+
+use crate::format::state::{FileState, Time};
 
 /// The identity of a file (device and inode), to recognise it under any name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +60,20 @@ impl Source {
             Source::Path(path) | Source::InDir { path, .. } => path,
             Source::Stdin => Path::new("-"),
         }
+    }
+
+    /// The status of the file this source names, following symlinks as opening it would,
+    /// without opening it; `None` for standard input.
+    pub fn stat(&self) -> Option<io::Result<Stat>> {
+        let stat = match self {
+            Source::Path(path) => rustix::fs::stat(path),
+            Source::InDir { path, dir } => {
+                let name = path.file_name().unwrap_or(std::ffi::OsStr::new("."));
+                rustix::fs::statat(&**dir, name, AtFlags::empty())
+            }
+            Source::Stdin => return None,
+        };
+        Some(stat.map_err(io::Error::from))
     }
 
     /// The name this source is printed under, taken.
@@ -108,5 +124,21 @@ impl Drop for DirHandle {
 impl AsFd for DirHandle {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.0.as_fd()
+    }
+}
+
+/// What a stat says of a file, as far as telling whether its bytes may have changed.
+pub fn file_state(stat: &Stat) -> FileState {
+    FileState {
+        size: stat.st_size as u64,
+        mtime: Time {
+            secs: stat.st_mtime,
+            nanos: stat.st_mtime_nsec as u32,
+        },
+        ctime: Time {
+            secs: stat.st_ctime,
+            nanos: stat.st_ctime_nsec as u32,
+        },
+        ino: stat.st_ino,
     }
 }

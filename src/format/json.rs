@@ -107,9 +107,53 @@ pub fn write_failure(
     )
 }
 
-/// The final object of a `hash` run.
+/// `{"type":"file",...,"status":...}`: one file of a manifest brought up to date (`hash
+/// --update`), and why it was or was not read.
+pub struct UpdatedFile<'a> {
+    /// The name.
+    pub path: &'a Path,
+    /// The algorithm.
+    pub algorithm: Algorithm,
+    /// The digest on its line.
+    pub digest: &'a Digest,
+    /// Its size.
+    pub size: u64,
+    /// `reused`, `new`, `modified`, `racy`, `without_state`, `scrubbed` or `corrupt`.
+    pub status: &'a str,
+    /// For a corrupt file, the digest its bytes have now.
+    pub found: Option<&'a Digest>,
+}
+
+/// Writes one [`UpdatedFile`].
+pub fn write_updated(out: &mut dyn Write, file: &UpdatedFile<'_>) -> io::Result<()> {
+    #[derive(Serialize)]
+    struct Line<'a> {
+        r#type: &'static str,
+        path: JsonPath,
+        algorithm: String,
+        digest: String,
+        size: u64,
+        status: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        found: Option<String>,
+    }
+    write_line(
+        out,
+        &Line {
+            r#type: "file",
+            path: JsonPath::of(file.path),
+            algorithm: file.algorithm.to_string(),
+            digest: hex::encode(file.digest.as_bytes()),
+            size: file.size,
+            status: file.status,
+            found: file.found.map(|d| hex::encode(d.as_bytes())),
+        },
+    )
+}
+
+/// The final object of a `hash` run; `U` holds the counts of `--update`.
 #[derive(Debug, Serialize)]
-pub struct HashSummary {
+pub struct HashSummary<U> {
     /// Files hashed.
     pub files: u64,
     /// Bytes hashed.
@@ -124,15 +168,21 @@ pub struct HashSummary {
     pub excluded: u64,
     /// Wall time of the run.
     pub seconds: f64,
+    /// With `--update`: why files were or were not read.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub update: Option<U>,
 }
 
 /// `{"type":"summary",...}` for `hash`.
-pub fn write_hash_summary(out: &mut dyn Write, summary: &HashSummary) -> io::Result<()> {
+pub fn write_hash_summary<U: Serialize>(
+    out: &mut dyn Write,
+    summary: &HashSummary<U>,
+) -> io::Result<()> {
     #[derive(Serialize)]
-    struct Line<'a> {
+    struct Line<'a, U> {
         r#type: &'static str,
         #[serde(flatten)]
-        summary: &'a HashSummary,
+        summary: &'a HashSummary<U>,
     }
     write_line(
         out,

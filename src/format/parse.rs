@@ -9,6 +9,8 @@
 //! What a record is (a line or a NUL-terminated name, and its length limit) is `records`'s
 //! business; what to do with a bad line (count it, warn, refuse the input) is the caller's.
 
+use std::borrow::Cow;
+
 use crate::digest::{Algorithm, Digest};
 
 /// One well-formed checksum line.
@@ -71,12 +73,26 @@ fn parse_digest(algorithm: Algorithm, hex: &[u8]) -> Result<Digest, BadLine> {
     Digest::from_hex(algorithm, hex).ok_or(BadLine::BadDigest)
 }
 
-fn unescape_if(name: &[u8], escaped: bool) -> Result<Vec<u8>, BadLine> {
+fn unescape_if(name: &[u8], escaped: bool) -> Result<Cow<'_, [u8]>, BadLine> {
     if escaped {
-        super::line::unescape_name(name).ok_or(BadLine::BadEscape)
+        let name = super::line::unescape_name(name).ok_or(BadLine::BadEscape)?;
+        Ok(Cow::Owned(name))
     } else {
-        Ok(name.to_vec())
+        Ok(Cow::Borrowed(name))
     }
+}
+
+/// A well-formed checksum line, with its name borrowed from the line when it needed no
+/// unescaping: what [`parse_line_ref`] gives, for readers of long manifests that keep only
+/// the bytes of each name and should not allocate it first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryRef<'a> {
+    /// The algorithm, from the line's tag or the length of its digest.
+    pub algorithm: Algorithm,
+    /// The expected digest.
+    pub digest: Digest,
+    /// The file name, unescaped, as bytes.
+    pub name: Cow<'a, [u8]>,
 }
 
 /// Parses one line of a checksum list, already stripped of its terminator (and, for newline
@@ -93,6 +109,19 @@ pub fn parse_line(
     layout: &mut Layout,
     only: Option<Algorithm>,
 ) -> Result<Entry, BadLine> {
+    parse_line_ref(line, layout, only).map(|entry| Entry {
+        algorithm: entry.algorithm,
+        digest: entry.digest,
+        name: entry.name.into_owned(),
+    })
+}
+
+/// [`parse_line`], with the name borrowed from `line` when it is not escaped.
+pub fn parse_line_ref<'a>(
+    line: &'a [u8],
+    layout: &mut Layout,
+    only: Option<Algorithm>,
+) -> Result<EntryRef<'a>, BadLine> {
     let at = |i: usize| line.get(i).copied().unwrap_or(0);
     let mut i = line.iter().take_while(|&&b| is_white(b)).count();
     let escaped = at(i) == b'\\';
@@ -148,7 +177,7 @@ pub fn parse_line(
         i += 1;
     }
     let name = unescape_if(&line[i..], escaped)?;
-    Ok(Entry {
+    Ok(EntryRef {
         algorithm,
         digest,
         name,
@@ -158,7 +187,7 @@ pub fn parse_line(
 /// The part of a BSD line after `SHA256 (`: `<name>) = <hex>`. The name is split off from the
 /// right, at the last `)`, because the name may itself hold `)` and `=`, while the digest
 /// after it cannot.
-fn parse_tagged(rest: &[u8], escaped: bool, algorithm: Algorithm) -> Result<Entry, BadLine> {
+fn parse_tagged(rest: &[u8], escaped: bool, algorithm: Algorithm) -> Result<EntryRef<'_>, BadLine> {
     let close = rest
         .iter()
         .rposition(|&b| b == b')')
@@ -176,7 +205,7 @@ fn parse_tagged(rest: &[u8], escaped: bool, algorithm: Algorithm) -> Result<Entr
         i += 1;
     }
     let digest = parse_digest(algorithm, &rest[i..])?;
-    Ok(Entry {
+    Ok(EntryRef {
         algorithm,
         digest,
         name,
