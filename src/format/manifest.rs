@@ -137,6 +137,7 @@ impl Part {
         let mut buf = Vec::new();
         // The state line just read, waiting for the line it was written for.
         let mut pending: Option<Pending> = None;
+        let mut state_line = Vec::new();
         while let Some(record) = records.next_record(&mut buf)? {
             let waiting = pending.take();
             if record == Record::TooLong {
@@ -147,6 +148,8 @@ impl Part {
             let content = content.unwrap_or(&buf);
             if state::is_state_line(content) {
                 pending = state::parse_state(content);
+                state_line.clear();
+                state_line.extend_from_slice(content);
                 continue;
             }
             let Some(line) = trim_record(&buf, zero) else {
@@ -157,7 +160,7 @@ impl Part {
                 // As in `check`: no file name holds a NUL.
                 Ok(entry) if entry.name.contains(&0) => part.bad_lines += 1,
                 Ok(entry) => {
-                    let state = waiting.and_then(|p| p.bind(line));
+                    let state = waiting.and_then(|p| p.bind(&state_line, line));
                     part.push(
                         index,
                         normalize(&entry.name),

@@ -173,19 +173,20 @@ fn push_time(out: &mut Vec<u8>, time: Time) {
 }
 
 /// A state line read back, not yet bound to a digest line.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pending {
     record: StateRecord,
-    /// The bytes the binding covers: the line up to ` check=`.
-    signed: Vec<u8>,
+    /// How much of the state line the binding covers: up to ` check=`.
+    signed: usize,
     check: [u8; 8],
 }
 
 impl Pending {
     /// The record, if `digest_line` (the next line of the manifest, without its line end) is
-    /// the one it was written for.
-    pub fn bind(&self, digest_line: &[u8]) -> Option<StateRecord> {
-        (binding(&self.signed, digest_line) == self.check).then_some(self.record)
+    /// the one it was written for; `state_line` is the line this was parsed from.
+    pub fn bind(&self, state_line: &[u8], digest_line: &[u8]) -> Option<StateRecord> {
+        let signed = state_line.get(..self.signed)?;
+        (binding(signed, digest_line) == self.check).then_some(self.record)
     }
 }
 
@@ -204,7 +205,7 @@ pub fn parse_state(line: &[u8]) -> Option<Pending> {
     if &rest[at..at + 7] != b" check=" {
         return None;
     }
-    let signed = line[..PREFIX.len() + at].to_vec();
+    let signed = PREFIX.len() + at;
     let check_hex = &rest[at + b" check=".len()..];
     let mut check = [0u8; 8];
     hex::decode_to_slice(check_hex, &mut check).ok()?;
@@ -341,17 +342,16 @@ mod tests {
         let record = record();
         let written = line(&record, b"aaaa  data/a");
         let pending = parse_state(&written).unwrap();
-        assert_eq!(pending.bind(b"aaaa  data/a"), Some(record));
-        assert_eq!(pending.bind(b"aaaa  data/b"), None);
-        assert_eq!(pending.bind(b"aaab  data/a"), None);
-        assert_eq!(pending.bind(b""), None);
+        let bind = |line: &[u8]| pending.bind(&written, line);
+        assert_eq!(bind(b"aaaa  data/a"), Some(record));
+        assert_eq!(bind(b"aaaa  data/b"), None);
+        assert_eq!(bind(b"aaab  data/a"), None);
+        assert_eq!(bind(b""), None);
         // A CRLF copy of the manifest still binds.
         let mut crlf = written.clone();
         crlf.push(b'\r');
-        assert_eq!(
-            parse_state(&crlf).unwrap().bind(b"aaaa  data/a"),
-            Some(record)
-        );
+        let pending = parse_state(&crlf).unwrap();
+        assert_eq!(pending.bind(&crlf, b"aaaa  data/a"), Some(record));
     }
 
     #[test]
@@ -364,7 +364,7 @@ mod tests {
                 }
                 let mut edited = written.clone();
                 edited[i] = replacement;
-                let bound = parse_state(&edited).and_then(|p| p.bind(b"x  y"));
+                let bound = parse_state(&edited).and_then(|p| p.bind(&edited, b"x  y"));
                 assert_eq!(bound, None, "{}", String::from_utf8_lossy(&edited));
             }
         }
@@ -411,7 +411,7 @@ mod tests {
             let written = line(&record, &digest_line);
             prop_assert!(is_state_line(&written));
             let pending = parse_state(&written).unwrap();
-            prop_assert_eq!(pending.bind(&digest_line), Some(record));
+            prop_assert_eq!(pending.bind(&written, &digest_line), Some(record));
         }
     }
 }
