@@ -9,7 +9,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use sumpool::config::{CheckConfig, Command, Config, Format, HashConfig, Verbosity};
+use sumpool::config::{CheckConfig, Command, Config, Format, HashConfig, IoSettings, Verbosity};
 use sumpool::digest::Algorithm;
 use sumpool::engine::multibuf;
 use sumpool::engine::pool::Tuning;
@@ -79,6 +79,7 @@ fn hash_config(root: PathBuf, jobs: usize, lanes: usize) -> Config {
             lanes,
             ..Tuning::default()
         },
+        io: IoSettings::default(),
         command: Command::Hash(HashConfig {
             inputs: vec![root],
             files_from: None,
@@ -124,6 +125,7 @@ fn whole_runs(c: &mut Criterion) {
         let check = Config {
             jobs: 2,
             tuning: Tuning::default(),
+            io: IoSettings::default(),
             command: Command::Check(CheckConfig {
                 lists: vec![manifest],
                 verbosity: Verbosity::Quiet,

@@ -7,12 +7,13 @@
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::config::{
-    AuditConfig, CheckConfig, Command, Config, FilesFrom, Format, HashConfig, MergeConfig,
-    UpdateConfig, Verbosity,
+    AuditConfig, CheckConfig, Command, Config, FilesFrom, Format, HashConfig, IoSettings,
+    MergeConfig, UpdateConfig, Verbosity,
 };
 use crate::digest::Algorithm;
 use crate::engine::pool::Tuning;
@@ -224,6 +225,17 @@ struct PoolArgs {
     /// Files each worker hashes at once, 1 to 4 (for benchmarking and testing the lanes)
     #[arg(long, value_name = "N", hide = true)]
     lanes: Option<NonZeroUsize>,
+
+    /// Reads in flight: reader threads that open and read files while the workers hash
+    /// [default: 64 on a network file system, 2 on a spinning disk, 32 otherwise]. 1 reads
+    /// one file at a time
+    #[arg(long, value_name = "N")]
+    io_threads: Option<NonZeroUsize>,
+
+    /// Report a file that makes no progress for SECONDS as a failure (timed out) and go on
+    /// with the rest; its stuck read is left to the kernel [default: wait forever]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    stall_timeout: Option<Duration>,
 }
 
 impl PoolArgs {
@@ -235,6 +247,13 @@ impl PoolArgs {
                 .map_or(default.batch_size, NonZeroUsize::get),
             window: self.window.map_or(default.window, NonZeroUsize::get),
             lanes: self.lanes.map_or(default.lanes, NonZeroUsize::get),
+        }
+    }
+
+    fn io(&self) -> IoSettings {
+        IoSettings {
+            readers: self.io_threads.map(NonZeroUsize::get),
+            stall_timeout: self.stall_timeout,
         }
     }
 
@@ -424,6 +443,7 @@ impl Cli {
             CliCommand::Merge(args) => Config {
                 jobs: 1,
                 tuning: Tuning::default(),
+                io: IoSettings::default(),
                 command: Command::Merge(MergeConfig {
                     inputs: args.inputs,
                     zero: args.zero,
@@ -432,6 +452,7 @@ impl Cli {
             CliCommand::Check(args) => Config {
                 jobs: args.pool.jobs(),
                 tuning: args.pool.tuning(),
+                io: args.pool.io(),
                 command: Command::Check(CheckConfig {
                     lists: args.lists,
                     // clap's overrides leave at most one of the three set: the last given.
@@ -461,6 +482,19 @@ impl Cli {
     pub fn definition() -> clap::Command {
         Cli::command()
     }
+}
+
+/// Parses a duration in seconds (a decimal number, more than 0).
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text
+        .trim()
+        .trim_end_matches('s')
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if !seconds.is_finite() || seconds <= 0.0 || seconds > 1e9 {
+        return Err(format!("must be more than 0 seconds (got {text})"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
 }
 
 /// Parses a percentage from 0 to 100.
@@ -508,6 +542,7 @@ fn audit_config(args: AuditArgs) -> Result<Config, clap::Error> {
     Ok(Config {
         jobs: args.pool.jobs(),
         tuning: args.pool.tuning(),
+        io: args.pool.io(),
         command: Command::Audit(AuditConfig {
             manifest: args.manifest,
             inputs,
@@ -561,6 +596,7 @@ fn hash_config(args: HashArgs) -> Result<Config, clap::Error> {
     Ok(Config {
         jobs: args.pool.jobs(),
         tuning: args.pool.tuning(),
+        io: args.pool.io(),
         command: Command::Hash(HashConfig {
             inputs,
             files_from,

@@ -7,6 +7,7 @@
 //! types of the stages below (`WalkOptions`, `Tuning`, `LineFormat`) are used as they are.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::digest::Algorithm;
 use crate::engine::pool::Tuning;
@@ -24,6 +25,18 @@ pub struct Config {
     pub jobs: usize,
     /// Batch and window sizes of the pool.
     pub tuning: Tuning,
+    /// Reads in flight and the stall timeout, as given on the command line (the device
+    /// decides what is not given).
+    pub io: IoSettings,
+}
+
+/// The I/O options of a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IoSettings {
+    /// Reader threads (`--io-threads`); `None` lets the device policy decide.
+    pub readers: Option<usize>,
+    /// Give up on a file that makes no progress for this long (`--stall-timeout`).
+    pub stall_timeout: Option<Duration>,
 }
 
 /// The subcommand and its own settings.

@@ -39,6 +39,9 @@ pub enum Reason {
     Io(io::Error),
     /// The file's size or modification time changed between the start and the end of reading.
     Changed,
+    /// The file made no progress for the stall timeout (`--stall-timeout`); the read was
+    /// abandoned.
+    TimedOut,
     /// Following symlinks led back to a directory that is already being walked.
     Loop {
         /// The directory the link leads back to.
@@ -51,6 +54,7 @@ impl fmt::Display for Reason {
         match self {
             Reason::Io(err) => f.write_str(&io_reason(err)),
             Reason::Changed => f.write_str("file changed while being read"),
+            Reason::TimedOut => f.write_str("timed out: no progress for the stall timeout"),
             Reason::Loop { ancestor } => write!(
                 f,
                 "filesystem loop: leads back to {}",
@@ -65,6 +69,7 @@ impl Reason {
     pub fn kind(&self) -> &'static str {
         match self {
             Reason::Changed => "changed",
+            Reason::TimedOut => "timed_out",
             Reason::Loop { .. } => "loop",
             Reason::Io(err) => match err.kind() {
                 io::ErrorKind::NotFound => "not_found",

@@ -37,19 +37,40 @@ extern "C" fn on_signal(signal: libc::c_int) {
 }
 
 /// Installs the handlers for SIGINT and SIGTERM. Without SA_RESTART, so a worker blocked in a
-/// read of a FIFO or a terminal returns to look at the flag.
+/// read of a FIFO or a terminal returns to look at the flag. Also installs a handler that
+/// does nothing for [`WAKE`], the signal aimed at a reader thread stuck in a read, so that
+/// the read returns `EINTR` where the file system allows it.
 pub fn install() {
-    for signal in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: `action` is fully initialised; the handler only touches an atomic and
-        // calls async-signal-safe functions.
+    let handlers = [
+        (libc::SIGINT, on_signal as extern "C" fn(libc::c_int)),
+        (libc::SIGTERM, on_signal),
+        (WAKE, on_wake),
+    ];
+    for (signal, handler) in handlers {
+        // SAFETY: `action` is fully initialised; the handlers only touch atomics and call
+        // async-signal-safe functions.
         unsafe {
             let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = on_signal as *const () as usize;
+            action.sa_sigaction = handler as *const () as usize;
             libc::sigemptyset(&mut action.sa_mask);
             libc::sigaction(signal, &action, std::ptr::null_mut());
         }
     }
+    WAKE_INSTALLED.store(true, Ordering::SeqCst);
 }
+
+/// The signal aimed at a reader thread to interrupt a blocked read (SIGUSR2; its handler
+/// does nothing). Only sent once [`install`] ran: by default it would end the process.
+pub const WAKE: libc::c_int = libc::SIGUSR2;
+
+static WAKE_INSTALLED: AtomicBool = AtomicBool::new(false);
+
+/// Whether [`WAKE`] may be sent: its handler is installed.
+pub fn wake_installed() -> bool {
+    WAKE_INSTALLED.load(Ordering::SeqCst)
+}
+
+extern "C" fn on_wake(_signal: libc::c_int) {}
 
 /// The signal that asked the run to stop, if one did.
 pub fn stop_requested() -> Option<i32> {

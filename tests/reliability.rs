@@ -72,11 +72,15 @@ fn verbose_counts(run: &Run) -> (u64, u64, u64, u64, u64) {
     (numbers[0], numbers[2], numbers[3], numbers[4], numbers[5])
 }
 
-/// Failure messages on stderr: every line but the WARNING summary and the -v line.
+/// Failure messages on stderr: every line but the WARNING summary and the -v lines.
 fn failure_lines(run: &Run) -> Vec<String> {
     run.stderr_text()
         .lines()
-        .filter(|l| !l.starts_with("sumpool: WARNING:") && !l.contains(" hashed, "))
+        .filter(|l| {
+            !l.starts_with("sumpool: WARNING:")
+                && !l.contains(" hashed, ")
+                && !l.starts_with("sumpool: I/O: ")
+        })
         .map(str::to_owned)
         .collect()
 }

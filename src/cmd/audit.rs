@@ -26,7 +26,7 @@ use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -34,10 +34,10 @@ use serde::Serialize;
 
 use crate::config::{AuditConfig, Config};
 use crate::digest::Digest;
-use crate::engine::lanes::{HashJob, Plan};
 use crate::engine::load::load_manifest;
-use crate::engine::pool::{self, Completion};
-use crate::engine::read::{HashOptions, Hashed, Hashing};
+use crate::engine::policy;
+use crate::engine::pool::{self, Completion, Engine, Plan, Sink};
+use crate::engine::read::{Hashed, Hashing};
 use crate::engine::source::FileId;
 use crate::engine::walk::{Entry, Exclude, Walk};
 use crate::format::json::{self, JsonPath};
@@ -228,14 +228,25 @@ pub fn run(
         json: audit.json,
     };
     let progress = Progress::start(audit.progress, false, true, None);
+    let probe = audit
+        .inputs
+        .first()
+        .map_or(Path::new("."), PathBuf::as_path);
+    let engine = Engine {
+        pool,
+        tuning: config.tuning,
+        io: policy::for_path(probe, config.io.readers, config.io.stall_timeout),
+        skip,
+    };
     let completion = {
-        let options = HashOptions {
-            algorithm: audit.algorithm,
-            skip,
-        };
         let err = &mut progress.stderr(err);
-        let mut sink = |result| audited.record(result, out, err, &progress);
-        compare_tree(config, audit, &options, pool, &mut sink)
+        let mut sink = AuditSink {
+            audited: &mut audited,
+            out,
+            err,
+            progress: &progress,
+        };
+        compare_tree(&engine, audit, &mut sink)
     };
     drop(progress);
     let mut report = std::mem::take(&mut audited.report);
@@ -294,25 +305,44 @@ fn read_manifest(
 
 /// Walks and hashes the tree, handing each result to `sink` in walk order.
 fn compare_tree(
-    config: &Config,
+    engine: &Engine<'_>,
     audit: &AuditConfig,
-    options: &HashOptions,
-    pool: &rayon::ThreadPool,
-    sink: &mut dyn FnMut(Result<Hashing, Failure>) -> io::Result<()>,
+    sink: &mut AuditSink<'_>,
 ) -> io::Result<Completion> {
     let walk = Walk::new(audit.inputs.clone().into_iter().map(Ok), audit.walk.clone());
+    let algorithm = audit.algorithm;
     let plan = |entry: Entry| match entry {
         Entry::Hash(source) => Plan::Hash {
             source,
-            algorithm: options.algorithm,
+            algorithm,
             unless: None,
             then: Box::new(|hashed| hashed),
         },
         Entry::Failed(failure) => Plan::Done(Err(failure)),
         Entry::Skipped(_) => Plan::Done(Ok(Hashing::Skipped)),
     };
-    let work = HashJob::new(plan, &options.skip, config.tuning.lanes);
-    pool::run_ordered(pool, config.tuning, walk, work, sink)
+    pool::run(engine, walk, plan, sink)
+}
+
+/// Where the results of the walk go, in walk order: into the [`Audited`] tally.
+struct AuditSink<'a> {
+    audited: &'a mut Audited,
+    out: &'a mut dyn Write,
+    err: &'a mut dyn Write,
+    progress: &'a Progress,
+}
+
+impl Sink<Result<Hashing, Failure>> for AuditSink<'_> {
+    type Error = io::Error;
+
+    fn put(&mut self, result: Result<Hashing, Failure>) -> io::Result<()> {
+        self.audited
+            .record(result, self.out, self.err, self.progress)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
 }
 
 /// What an audit has found so far, kept by the thread that prints.

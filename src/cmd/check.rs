@@ -24,8 +24,8 @@ use anyhow::Context;
 
 use crate::config::{CheckConfig, Config, Verbosity};
 use crate::digest::Algorithm;
-use crate::engine::lanes::{HashJob, Plan};
-use crate::engine::pool::{self, Tuning};
+use crate::engine::policy;
+use crate::engine::pool::{self, Engine, Plan, Sink};
 use crate::engine::read::Hashing;
 use crate::engine::source::Source;
 use crate::format::json;
@@ -94,7 +94,7 @@ pub enum CheckOutcome {
 
 /// One checksum list and how to name it in messages.
 struct ListSource<'a> {
-    reader: Box<dyn Read>,
+    reader: Box<dyn Read + Send>,
     is_stdin: bool,
     name: &'a Path,
 }
@@ -113,8 +113,7 @@ impl ListSource<'_> {
 /// Everything one `check` run shares across its lists.
 struct Checker<'a> {
     config: &'a CheckConfig,
-    pool: &'a rayon::ThreadPool,
-    tuning: Tuning,
+    engine: Engine<'a>,
     /// GNU keeps the untagged layout across all the lists of one run.
     layout: Layout,
     out: &'a mut dyn Write,
@@ -135,7 +134,14 @@ pub fn run(
     err: &mut dyn Write,
 ) -> anyhow::Result<Report> {
     let mut report = Report::default();
-    match check_lists(check, pool, config.tuning, out, err) {
+    // The listed names are usually relative to the current directory: its device decides.
+    let engine = Engine {
+        pool,
+        tuning: config.tuning,
+        io: policy::for_path(Path::new("."), config.io.readers, config.io.stall_timeout),
+        skip: Vec::new(),
+    };
+    match check_lists(check, engine, out, err) {
         Ok(CheckOutcome::Checked(true)) => {}
         Ok(CheckOutcome::Checked(false)) => report.failed += 1,
         Ok(CheckOutcome::Interrupted(signal)) => report.interrupted = Some(signal),
@@ -148,8 +154,7 @@ pub fn run(
 /// Verifies every list in `config`, writing results to `out` and diagnostics to `err`.
 fn check_lists(
     config: &CheckConfig,
-    pool: &rayon::ThreadPool,
-    tuning: Tuning,
+    engine: Engine<'_>,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> io::Result<CheckOutcome> {
@@ -169,8 +174,7 @@ fn check_lists(
     );
     let mut checker = Checker {
         config,
-        pool,
-        tuning,
+        engine,
         layout: Layout::default(),
         out,
         err,
@@ -180,7 +184,7 @@ fn check_lists(
     let mut all_ok = true;
     for list in lists {
         let is_stdin = list.as_os_str() == "-";
-        let reader: Box<dyn Read> = if is_stdin {
+        let reader: Box<dyn Read + Send> = if is_stdin {
             Box::new(io::stdin())
         } else {
             match File::open(list) {
@@ -213,6 +217,8 @@ fn check_lists(
     }
     if config.verbose {
         checker.write_verbose();
+        let io = format!("{PROGRAM}: I/O: {}\n", checker.engine.io.reason);
+        checker.stderr_line(&io);
     }
     Ok(CheckOutcome::Checked(all_ok))
 }
@@ -294,7 +300,6 @@ impl Checker<'_> {
             Item::Bad(n) => Plan::Done(Verdict::Bad(n)),
             Item::ReadError => Plan::Done(Verdict::ReadError),
         };
-        let work = HashJob::new(plan, &[], self.tuning.lanes);
         let mut printer = ListPrinter {
             config,
             shown: &shown,
@@ -304,8 +309,7 @@ impl Checker<'_> {
             tally: Tally::default(),
             line: Vec::with_capacity(256),
         };
-        let completion =
-            pool::run_ordered(self.pool, self.tuning, items, work, |v| printer.print(v))?;
+        let completion = pool::run(&self.engine, items, plan, &mut printer)?;
         let tally = printer.tally;
         self.out.flush()?;
         if let pool::Completion::Interrupted(signal) = completion {
@@ -429,6 +433,18 @@ struct ListPrinter<'a> {
     tally: Tally,
     /// The line being written, reused.
     line: Vec<u8>,
+}
+
+impl Sink<Verdict> for ListPrinter<'_> {
+    type Error = io::Error;
+
+    fn put(&mut self, verdict: Verdict) -> io::Result<()> {
+        self.print(verdict)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
 }
 
 impl ListPrinter<'_> {

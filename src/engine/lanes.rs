@@ -1,500 +1,517 @@
-//! Hashing several files at once on each worker, so that one core does the work of nearly two.
+//! The hashing workers: several files at once on each core, so that one core does the work
+//! of nearly two.
 //!
 //! A single SHA-256 stream leaves the CPU's SHA unit waiting on its own latency; streams of
 //! different files can fill those waits (`multibuf` has the figures). So each worker keeps up
-//! to [`Tuning::lanes`](crate::engine::pool::Tuning) files of its batch *in flight*: it reads a
-//! chunk of each into a buffer of its own, compresses the whole blocks they all have in one
-//! interleaved pass, refills the lanes that ran dry, and as soon as a file ends, posts its
-//! result and claims the next item. Nothing is split inside a file, and results still reach the
-//! printing thread by sequence number, so the output order is unchanged.
+//! to [`Tuning::lanes`](crate::engine::pool::Tuning) files *in flight*, compresses the whole
+//! blocks they all have in one interleaved pass, and as soon as a file ends, hands its result
+//! on and takes the next. Nothing is split inside a file, and results reach the printing
+//! thread by sequence number, so the output order is unchanged.
 //!
-//! Only SHA-256 regular files of at least [`LANE_MIN`] bytes go into lanes, and files over
-//! [`LARGE`] only in company. The rest are hashed one at a time exactly as `read` hashes them:
-//! standard input, FIFOs and devices (whose reads may block), other algorithms, tiny files (a
-//! block or two leaves nothing to interleave), and a large file with no other file to share the
-//! core with, which goes faster through memory maps. Without the SHA extensions, `lanes` is 1
-//! and every file takes that path.
+//! Workers never touch the file system: readers (`io`) hand them files read whole, and
+//! large files as streams of chunks (mapped windows, or buffers) produced a few megabytes
+//! ahead. A stuck read holds a reader, never a core. A worker takes the largest large file
+//! waiting first, so that a large file anywhere in the window starts early and no core idles
+//! at the end while it finishes, and then the rest in the order they were read. It takes no
+//! more than its share while other workers wait, and at most [`STREAMS_PER_WORKER`] large
+//! files at once (each holds two chunks of memory).
 //!
-//! A worker holds only the items of its current batch, and no more than its share of them
-//! ([`Claims::fair_to_take`]): four large files on two workers go two and two, not four on one
-//! while the other waits.
+//! Lanes interleave SHA-256 only. Other algorithms, and every file when lanes are off (a CPU
+//! without SHA extensions), are hashed one at a time with the sha2 crate.
 //!
-//! The commands describe their items with a [`Plan`]: either a result already known, or a
-//! source to hash and what to make of the outcome. The checks are those of `read`: the status
-//! of each file before the first read and after the last must agree, or the file is reported as
-//! changed while being read.
+//! The checks are those of `read`: a file read whole was checked by its reader; a streamed
+//! file's status after its last chunk is hashed must be the one it had when opened, it must
+//! hold as many bytes as its size said, and a mapped chunk that faults (the file was
+//! truncated under it) makes the file "changed while being read".
 
-use std::cell::RefCell;
 use std::fs::File;
-use std::io::{self, Read};
+use std::path::PathBuf;
+use std::sync::{Arc, PoisonError};
+use std::time::Instant;
 
-use rustix::fs::{FileType, Stat};
+use rustix::fs::Stat;
 
-use crate::digest::{Algorithm, Digest};
-use crate::engine::mapped::Active;
+use crate::digest::{Algorithm, Digest, Hasher};
+use crate::engine::mapped::{Window, guarded};
 use crate::engine::multibuf::{self, BLOCK_LEN, INITIAL_STATE, MAX_LANES};
-use crate::engine::pool::{Claims, Job};
-use crate::engine::read::{
-    Digested, Hashing, Opened, changed, fstat, hash_opened, open_source, outcome, regular_state,
+use crate::engine::policy::maps_safely;
+use crate::engine::read::{Hashed, Hashing, changed, fstat, regular_state};
+use crate::engine::shared::{
+    Buffer, Chunk, Outbox, POLL, Ready, ReadyKind, Shared, State, StreamSlot,
 };
-use crate::engine::source::{FileId, Source};
 use crate::format::state::FileState;
 use crate::report::{Failure, Reason};
-use crate::signals;
 
-/// Files smaller than this are hashed alone: a file of a block or two leaves nothing to
-/// interleave. Measured on 2 cores, warm cache: 100,000 files of 4 KiB took 0.43 s in lanes
-/// and 0.49 s without; 200,000 files of 0 to 100 bytes took the same either way.
-pub const LANE_MIN: u64 = 1 << 10;
+/// Large files one worker streams at once.
+pub const STREAMS_PER_WORKER: usize = 2;
 
-/// Files larger than this go into a lane only in company: when the worker already holds other
-/// lanes or its batch holds more than one item per worker. Alone, a large file is hashed
-/// through memory maps, with a helper thread when a core is idle, which a lane cannot match (1
-/// GiB: 0.62 s mapped, 0.69-0.75 s alone in a lane); in company, lanes win (4 files of 512 MiB
-/// on 2 cores: 0.56 s in lanes, 0.70 s mapped one by one).
-pub const LARGE: u64 = 64 << 20;
+/// Most blocks compressed in one step before the worker looks for new chunks and new files
+/// again: 128 KiB a lane.
+const STEP_BLOCKS: usize = 2048;
 
-/// Bytes read into a lane at a time. Four lanes of this fit a core's L2 cache with room to
-/// spare; 64 KiB and 128 KiB reads measured alike, 1 MiB reads 5% slower.
-const CHUNK: usize = 128 << 10;
+/// How a lane hashes.
+enum LaneHash {
+    /// SHA-256, interleaved with the other lanes: the state after the blocks so far.
+    Multi([u32; 8]),
+    /// Any algorithm, one lane at a time.
+    Single(Box<Hasher>),
+}
 
-/// What the command makes of an item's hash, given the outcome.
-pub type Then<R> = Box<dyn FnOnce(Result<Hashing, Failure>) -> R + Send>;
-
-/// What to do with one item.
-pub enum Plan<R> {
-    /// The result is known without hashing anything.
-    Done(R),
-    /// Hash `source` with `algorithm`, then make the result with `then`.
-    Hash {
-        /// What to hash.
-        source: Source,
-        /// With which algorithm.
-        algorithm: Algorithm,
-        /// Do not read it if a stat of it, taken first, says this: the state recorded with
-        /// its digest (`hash --update`). The result is then [`Hashing::Unchanged`].
-        unless: Option<FileState>,
-        /// The result, from the outcome.
-        then: Then<R>,
+/// Where a lane's bytes are.
+enum LaneData {
+    /// The whole file, read by a reader.
+    Whole { data: Buffer, pos: usize },
+    /// A large file, chunk by chunk.
+    Stream {
+        file: Arc<File>,
+        before: Stat,
+        chunk: Option<Chunk>,
+        pos: usize,
+        /// No more chunks will come.
+        ended: bool,
     },
 }
 
-/// The job that hashes the items of a batch in lanes; see the module header.
-pub struct HashJob<'a, F> {
-    plan: F,
-    skip: &'a [FileId],
-    lanes: usize,
+/// One file in flight.
+struct Lane {
+    seq: u64,
+    name: PathBuf,
+    hash: LaneHash,
+    /// Bytes hashed so far.
+    total: u64,
+    data: LaneData,
+    state: Option<FileState>,
+    /// What went wrong: the lane ends with it.
+    failed: Option<Reason>,
 }
 
-impl<'a, F> HashJob<'a, F> {
-    /// A job that plans each item with `plan`, never hashes the files in `skip`, and keeps
-    /// up to `lanes` files in flight per worker (at most [`MAX_LANES`]).
-    pub fn new(plan: F, skip: &'a [FileId], lanes: usize) -> HashJob<'a, F> {
-        HashJob {
-            plan,
-            skip,
-            lanes: lanes.clamp(1, MAX_LANES),
+/// The bytes of a lane available now, and the window they are in (if mapped).
+fn available(data: &LaneData) -> (&[u8], Option<&Window>) {
+    match data {
+        LaneData::Whole { data, pos } => (&data.bytes()[*pos..], None),
+        LaneData::Stream {
+            chunk: Some(chunk),
+            pos,
+            ..
+        } => match chunk {
+            Chunk::Mapped(window) => (&window.bytes()[*pos..], Some(window)),
+            Chunk::Read(buf) => (&buf[*pos..], None),
+        },
+        LaneData::Stream { chunk: None, .. } => (&[], None),
+    }
+}
+
+impl Lane {
+    fn new(ready: Ready, multi: bool) -> Lane {
+        let hash = if multi && ready.algorithm == Algorithm::Sha256 {
+            LaneHash::Multi(INITIAL_STATE)
+        } else {
+            LaneHash::Single(Box::new(Hasher::new(ready.algorithm)))
+        };
+        let (data, state) = match ready.kind {
+            ReadyKind::Whole { data, state } => (LaneData::Whole { data, pos: 0 }, state),
+            ReadyKind::Large { file, before } => {
+                let state = regular_state(&before);
+                let data = LaneData::Stream {
+                    file,
+                    before,
+                    chunk: None,
+                    pos: 0,
+                    ended: false,
+                };
+                (data, state)
+            }
+        };
+        Lane {
+            seq: ready.seq,
+            name: ready.name,
+            hash,
+            total: 0,
+            data,
+            state,
+            failed: None,
+        }
+    }
+
+    fn is_stream(&self) -> bool {
+        matches!(self.data, LaneData::Stream { .. })
+    }
+
+    fn advance(&mut self, n: usize) {
+        self.total += n as u64;
+        match &mut self.data {
+            LaneData::Whole { pos, .. } | LaneData::Stream { pos, .. } => *pos += n,
+        }
+    }
+
+    /// Whether the lane cannot go on with what it has: a stream whose chunk is used up (up
+    /// to a tail of less than a block, which only the last chunk has), and whose end was not
+    /// seen yet.
+    fn wants_chunk(&self) -> bool {
+        let LaneData::Stream { ended: false, .. } = &self.data else {
+            return false;
+        };
+        let left = available(&self.data).0.len();
+        match self.hash {
+            LaneHash::Multi(_) => left < BLOCK_LEN,
+            LaneHash::Single(_) => left == 0,
+        }
+    }
+
+    /// Whether every byte that will come is here: what is left is the final tail.
+    fn at_end(&self) -> bool {
+        match &self.data {
+            LaneData::Whole { .. } => true,
+            LaneData::Stream { ended, .. } => *ended,
+        }
+    }
+
+    /// Whether the lane is done: failed, or hashed up to its tail.
+    fn is_done(&self) -> bool {
+        if self.failed.is_some() {
+            return true;
+        }
+        let left = available(&self.data).0.len();
+        self.at_end()
+            && match self.hash {
+                LaneHash::Multi(_) => left < BLOCK_LEN,
+                LaneHash::Single(_) => left == 0,
+            }
+    }
+}
+
+/// A hashing worker: takes prepared files and hashes them until the run is over.
+pub(crate) fn work<R: Send + 'static>(shared: &Shared<R>) {
+    let max = shared.tuning.lanes.clamp(1, MAX_LANES);
+    let multi = max > 1;
+    let mut lanes: Vec<Lane> = Vec::with_capacity(max);
+    loop {
+        if !fill(shared, &mut lanes, max, multi) {
+            return;
+        }
+        if !step(
+            &mut lanes,
+            &mut |seq, result| shared.finish(seq, result),
+            shared,
+        ) {
+            wait_for_chunks(shared, &lanes);
         }
     }
 }
 
-impl<T, R, F> Job<T, R> for HashJob<'_, F>
-where
-    F: Fn(T) -> Plan<R> + Sync,
-{
-    fn run(&self, claims: &mut dyn Claims<T>, post: &mut dyn FnMut(u64, R)) {
-        let mut lanes: Vec<Lane<R>> = Vec::with_capacity(self.lanes);
-        let mut more = true;
-        // Counts this worker as busy hashing while it holds lanes, so a large mapped file on
-        // another worker does not take a core for a helper thread that this one needs.
-        let mut active = None;
-        loop {
-            while more
-                && lanes.len() < self.lanes
-                && (lanes.is_empty() || claims.fair_to_take(lanes.len()))
-            {
-                let Some((seq, item)) = claims.next() else {
-                    more = false;
-                    break;
-                };
-                match (self.plan)(item) {
-                    Plan::Done(result) => post(seq, result),
-                    Plan::Hash {
-                        source,
-                        unless: Some(recorded),
-                        then,
-                        ..
-                    } if unchanged(&source, &recorded) => {
-                        let name = source.into_name();
-                        post(
-                            seq,
-                            then(Ok(Hashing::Unchanged {
-                                name,
-                                state: recorded,
-                            })),
-                        );
-                    }
-                    Plan::Hash {
-                        source,
-                        algorithm,
-                        then,
-                        ..
-                    } => match self.admit(
-                        &source,
-                        algorithm,
-                        !lanes.is_empty() || claims.fair_to_take(1),
-                    ) {
-                        Admitted::Lane(file, before) => {
-                            lanes.push(Lane::new(seq, source, then, file, before));
-                        }
-                        Admitted::Alone(opened) => {
-                            // A read that may block (standard input, a FIFO, a device) must
-                            // not hold the files already in lanes hostage: their results
-                            // come first in the output, so they are finished first. (Opening
-                            // a FIFO named on the command line already waits for a writer,
-                            // as it always did; a FIFO met in a walk is never opened.)
-                            if may_block(&opened) {
-                                while !lanes.is_empty() {
-                                    step(&mut lanes, post);
-                                }
-                            }
-                            let result = hash_opened(opened, algorithm);
-                            post(seq, then(outcome(source, result)));
-                        }
-                        Admitted::Failed(reason) => post(seq, then(outcome(source, Err(reason)))),
-                    },
-                }
+/// Hashes files read whole by a reader, in lanes, on the reader's thread: no hand-off, and no
+/// wait (their bytes are all there).
+pub(crate) fn hash_wholes<R: Send + 'static>(outbox: &mut Outbox<'_, R>, ready: Vec<Ready>) {
+    let multi = ready.len() > 1;
+    let mut lanes: Vec<Lane> = ready.into_iter().map(|r| Lane::new(r, multi)).collect();
+    while !lanes.is_empty() {
+        // Files read whole need no chunk: `take_chunks` finds nothing to do.
+        let mut finish = |seq, result| outbox.finish(seq, result);
+        let mut i = 0;
+        compress(&mut lanes);
+        while i < lanes.len() {
+            if lanes[i].is_done() {
+                let lane = lanes.swap_remove(i);
+                let seq = lane.seq;
+                finish(seq, finish_lane(lane));
+            } else {
+                i += 1;
             }
-            // Stdout closed or full: nobody wants the files in flight any more.
-            if lanes.is_empty() || claims.cancelled() {
+        }
+    }
+}
+
+/// Takes files into free lanes; waits while there are none at all. `false` when the run is
+/// over (or cancelled: the files in flight are dropped).
+fn fill<R>(shared: &Shared<R>, lanes: &mut Vec<Lane>, max: usize, multi: bool) -> bool {
+    let mut state = shared.lock();
+    loop {
+        if state.cancelled || state.finished {
+            abandon(&mut state, lanes);
+            return false;
+        }
+        let mut streams = lanes.iter().filter(|l| l.is_stream()).count();
+        let mut took_large = false;
+        while lanes.len() < max {
+            // Leave work for workers that have none.
+            let waiting = state.whole.len() + state.large.len();
+            if !lanes.is_empty() && waiting <= state.workers_waiting {
                 break;
             }
-            active.get_or_insert_with(Active::enter);
-            step(&mut lanes, post);
-            if lanes.is_empty() {
-                active = None;
+            let Some(ready) = take_next(&mut state, streams < STREAMS_PER_WORKER) else {
+                break;
+            };
+            if let ReadyKind::Large { file, before } = &ready.kind {
+                streams += 1;
+                took_large = true;
+                state.streams.push(StreamSlot {
+                    seq: ready.seq,
+                    file: Arc::clone(file),
+                    size: before.st_size as u64,
+                    map: maps_safely(file),
+                    next: 0,
+                    producing: false,
+                    chunks: Default::default(),
+                    end: None,
+                    progress: Instant::now(),
+                    abandoned: false,
+                });
             }
+            lanes.push(Lane::new(ready, multi));
         }
+        // Chunks are produced by the extra readers (asleep while reads are fast), so a
+        // stream never waits for a reader busy with a batch of small files.
+        if took_large {
+            shared.extra_cv.notify_one();
+        }
+        if !lanes.is_empty() {
+            return true;
+        }
+        state.workers_waiting += 1;
+        state = shared
+            .workers_cv
+            .wait_timeout(state, POLL)
+            .map(|(state, _)| state)
+            .unwrap_or_else(|poisoned| poisoned.into_inner().0);
+        state.workers_waiting -= 1;
     }
 }
 
-/// Where a source goes.
-enum Admitted {
-    /// Into a lane: an open regular file and its status.
-    Lane(File, Stat),
-    /// Hashed alone.
-    Alone(Opened),
-    /// Nowhere: it could not be opened.
-    Failed(Reason),
+/// The next file for a worker: the largest large file first (when it may stream another),
+/// then files read whole, in the order they were read.
+fn take_next(state: &mut State, may_stream: bool) -> Option<Ready> {
+    if may_stream && !state.large.is_empty() {
+        let largest = (0..state.large.len()).max_by_key(|&i| {
+            let ready = &state.large[i];
+            (ready.large_size(), std::cmp::Reverse(ready.seq))
+        })?;
+        return Some(state.large.swap_remove(largest));
+    }
+    state.whole.pop_front()
 }
 
-impl<F> HashJob<'_, F> {
-    /// Opens `source` and decides whether it goes into a lane. `company` tells whether other
-    /// files are, or will be, in this worker's lanes.
-    fn admit(&self, source: &Source, algorithm: Algorithm, company: bool) -> Admitted {
-        match open_source(source, self.skip) {
-            Ok(Opened::File(file, before))
-                if self.lanes > 1
-                    && algorithm == Algorithm::Sha256
-                    && fits_a_lane(&before, company) =>
-            {
-                Admitted::Lane(file, before)
+/// Drops the files in flight of a cancelled run, and tells readers to stop their streams.
+fn abandon(state: &mut State, lanes: &mut Vec<Lane>) {
+    for lane in lanes.drain(..) {
+        if lane.is_stream() {
+            if let Some(slot) = state.streams.iter_mut().find(|s| s.seq == lane.seq) {
+                slot.abandoned = true;
             }
-            Ok(opened) => Admitted::Alone(opened),
-            Err(reason) => Admitted::Failed(reason),
+            state.streams.retain(|s| s.seq != lane.seq);
         }
     }
 }
 
-/// Whether a stat of `source` is `recorded`, for a regular file. A stat that fails says
-/// nothing: the file is opened, and the open reports what went wrong.
-fn unchanged(source: &Source, recorded: &FileState) -> bool {
-    match source.stat() {
-        Some(Ok(stat)) => regular_state(&stat).is_some_and(|state| state == *recorded),
-        Some(Err(_)) | None => false,
-    }
-}
-
-/// Whether reading `opened` may wait on something else than the disk.
-fn may_block(opened: &Opened) -> bool {
-    match opened {
-        Opened::File(_, stat) => FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile,
-        Opened::Stdin => true,
-        Opened::Skipped => false,
-    }
-}
-
-fn fits_a_lane(stat: &Stat, company: bool) -> bool {
-    let size = stat.st_size as u64;
-    FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile
-        && size >= LANE_MIN
-        && (size <= LARGE || company)
-}
-
-/// One file in flight.
-struct Lane<R> {
-    seq: u64,
-    source: Source,
-    then: Then<R>,
-    file: File,
-    before: Stat,
-    /// SHA-256 state after the blocks before `buf[start..]`.
-    state: [u32; 8],
-    /// Bytes read from the file so far.
-    read: u64,
-    /// Bytes read and not yet compressed are `buf[start..end]`.
-    buf: LaneBuffer,
-    start: usize,
-    end: usize,
-    /// No more bytes will be read.
-    eof: bool,
-}
-
-impl<R> Lane<R> {
-    fn new(seq: u64, source: Source, then: Then<R>, file: File, before: Stat) -> Lane<R> {
-        Lane {
-            seq,
-            source,
-            then,
-            file,
-            before,
-            state: INITIAL_STATE,
-            read: 0,
-            buf: LaneBuffer::take(),
-            start: 0,
-            end: 0,
-            eof: false,
-        }
-    }
-
-    /// Reads until at least one whole block is waiting, or the file has ended.
-    fn fill(&mut self) -> Result<(), Reason> {
-        while self.end - self.start < BLOCK_LEN && !self.eof {
-            // Fewer than a block is left: move it to the front and read behind it.
-            self.buf.0.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-            match self.file.read(&mut self.buf.0[self.end..]) {
-                // It ends before the size it had: it shrank while being read. Say so even if
-                // it grew back and its status looks untouched (timestamps are coarser than
-                // a truncate-and-rewrite), since what was read is no state the file ever had.
-                Ok(0) if self.read < self.before.st_size as u64 => return Err(Reason::Changed),
-                Ok(0) => self.eof = true,
-                Ok(n) => {
-                    self.end += n;
-                    self.read += n as u64;
-                    // Read as far as the size it had: no read is needed to see its end. If
-                    // it grew meanwhile, the status check at the end says so.
-                    self.eof = self.read == self.before.st_size as u64;
-                }
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {
-                    if signals::stop_requested().is_some() {
-                        return Err(err.into());
-                    }
-                }
-                Err(err) => return Err(err.into()),
-            }
-        }
-        Ok(())
-    }
-
-    /// Whole blocks waiting to be compressed.
-    fn blocks(&self) -> usize {
-        (self.end - self.start) / BLOCK_LEN
-    }
-
-    /// Whether everything is read and every whole block compressed.
-    fn is_done(&self) -> bool {
-        self.eof && self.blocks() == 0
-    }
-
-    /// The digest, if the file did not change while it was read.
-    fn digest(&self) -> Result<Digested, Reason> {
-        let tail = &self.buf.0[self.start..self.end];
-        let digest = multibuf::finish(self.state, self.read, tail);
-        if changed(&self.before, &fstat(&self.file)?) {
-            return Err(Reason::Changed);
-        }
-        Ok(Digested {
-            digest: Digest::from(digest),
-            bytes: self.read,
-            state: regular_state(&self.before),
-        })
-    }
-
-    /// Ends the lane and returns its item's number and result.
-    fn end(self, result: Result<Digested, Reason>) -> (u64, R) {
-        (
-            self.seq,
-            (self.then)(outcome(self.source, result.map(Some))),
-        )
-    }
-}
-
-/// One round of work on the lanes: refill, post the files that ended, compress the blocks
-/// every remaining lane has.
-fn step<R>(lanes: &mut Vec<Lane<R>>, post: &mut dyn FnMut(u64, R)) {
-    // A stop request abandons every file in flight, as `hash` abandons a file at its next
-    // block.
-    if signals::stop_requested().is_some() {
-        for lane in lanes.drain(..) {
-            let (seq, result) = lane.end(Err(io::Error::from(io::ErrorKind::Interrupted).into()));
-            post(seq, result);
-        }
-        return;
-    }
+/// One round of work on the lanes: take the chunks that came, compress the blocks every
+/// lane has, finish the files that ended. Whether anything moved.
+fn step<R>(
+    lanes: &mut Vec<Lane>,
+    finish: &mut dyn FnMut(u64, Result<Hashing, Failure>),
+    shared: &Shared<R>,
+) -> bool {
+    let mut progressed = take_chunks(shared, lanes);
+    progressed |= compress(lanes);
     let mut i = 0;
     while i < lanes.len() {
-        let filled = lanes[i].fill();
-        let finished = match filled {
-            Err(reason) => Some(Err(reason)),
-            Ok(()) if lanes[i].is_done() => Some(lanes[i].digest()),
-            Ok(()) => None,
-        };
-        match finished {
-            Some(result) => {
-                let (seq, result) = lanes.swap_remove(i).end(result);
-                post(seq, result);
+        if lanes[i].is_done() {
+            let lane = lanes.swap_remove(i);
+            let seq = lane.seq;
+            if lane.is_stream() {
+                shared.lock().streams.retain(|s| s.seq != seq);
             }
-            None => i += 1,
+            finish(seq, finish_lane(lane));
+            progressed = true;
+        } else {
+            i += 1;
         }
     }
-    let n = lanes.len();
-    let Some(blocks) = lanes.iter().map(Lane::blocks).min() else {
-        return;
-    };
-    let mut states = [INITIAL_STATE; MAX_LANES];
-    let mut data: [&[u8]; MAX_LANES] = [&[]; MAX_LANES];
-    for (i, lane) in lanes.iter().enumerate() {
-        states[i] = lane.state;
-        data[i] = &lane.buf.0[lane.start..lane.end];
-    }
-    multibuf::compress(&mut states[..n], &data[..n], blocks);
-    for (lane, state) in lanes.iter_mut().zip(states) {
-        lane.state = state;
-        lane.start += blocks * BLOCK_LEN;
-    }
+    progressed
 }
 
-thread_local! {
-    /// Lane buffers no lane holds, kept for the next files this thread hashes.
-    static SPARE: RefCell<Vec<Box<[u8]>>> = const { RefCell::new(Vec::new()) };
-}
-
-/// A lane's read buffer: a chunk and the part of a block left over from the one before.
-/// Taken from this thread's spares and given back on drop, so a worker allocates its lane
-/// buffers once, not once per file or per batch.
-struct LaneBuffer(Box<[u8]>);
-
-impl LaneBuffer {
-    fn take() -> LaneBuffer {
-        let spare = SPARE.with(|spare| spare.borrow_mut().pop());
-        LaneBuffer(spare.unwrap_or_else(|| vec![0; CHUNK + BLOCK_LEN].into_boxed_slice()))
+/// Gives each stream lane whose chunk is used up the next one, if it came, or the stream's
+/// end. Whether any lane got something.
+fn take_chunks<R>(shared: &Shared<R>, lanes: &mut [Lane]) -> bool {
+    if !lanes.iter().any(Lane::wants_chunk) {
+        return false;
     }
-}
-
-impl Drop for LaneBuffer {
-    fn drop(&mut self) {
-        let buf = std::mem::take(&mut self.0);
-        SPARE.with(|spare| {
-            let mut spare = spare.borrow_mut();
-            if spare.len() < MAX_LANES {
-                spare.push(buf);
-            }
-        });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    use std::path::PathBuf;
-
-    use sha2::Digest as _;
-
-    use crate::engine::pool::{Completion, Tuning, run_ordered};
-    use crate::engine::read::Hashed;
-
-    /// Hashes `paths` with a `HashJob` of `lanes` lanes on `threads` threads.
-    fn hash_all(paths: &[PathBuf], threads: usize, lanes: usize) -> Vec<Result<Hashed, String>> {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        let plan = |path: PathBuf| -> Plan<Result<Hashed, String>> {
-            Plan::Hash {
-                source: Source::Path(path),
-                algorithm: Algorithm::Sha256,
-                unless: None,
-                then: Box::new(|outcome| match outcome {
-                    Ok(Hashing::Hashed(hashed)) => Ok(hashed),
-                    Ok(Hashing::Skipped | Hashing::Unchanged { .. }) => Err("skipped".into()),
-                    Err(failure) => Err(failure.reason.to_string()),
-                }),
-            }
+    let mut got = false;
+    let mut state = shared.lock();
+    for lane in lanes.iter_mut().filter(|l| l.wants_chunk()) {
+        let Some(slot) = state.streams.iter_mut().find(|s| s.seq == lane.seq) else {
+            lane.failed = Some(Reason::Io(std::io::Error::other("stream lost")));
+            continue;
         };
-        let tuning = Tuning {
-            batch_size: 7,
-            window: 64,
-            lanes,
+        let LaneData::Stream {
+            chunk, pos, ended, ..
+        } = &mut lane.data
+        else {
+            continue;
         };
-        let mut out = Vec::new();
-        let job = HashJob::new(plan, &[], lanes);
-        let done =
-            run_ordered::<_, _, (), _, _, _>(&pool, tuning, paths.iter().cloned(), job, |r| {
-                out.push(r);
-                Ok(())
+        let used_up = chunk.as_ref().is_none_or(|c| *pos >= c.len());
+        // A tail of less than a block left in a chunk: it is the last chunk; only the end
+        // can come.
+        let next = if used_up {
+            slot.chunks.pop_front()
+        } else {
+            None
+        };
+        if let Some(next) = next {
+            *chunk = Some(next);
+            *pos = 0;
+            got = true;
+        } else {
+            match slot.end.take() {
+                Some(Ok(())) => {
+                    *ended = true;
+                    slot.end = Some(Ok(()));
+                    got = true;
+                }
+                Some(Err(reason)) => {
+                    lane.failed = Some(reason);
+                    got = true;
+                }
+                None => {}
+            }
+        }
+    }
+    drop(state);
+    if got {
+        shared.extra_cv.notify_one();
+    }
+    got
+}
+
+/// Hashes what the lanes have: the whole blocks every interleaved lane has, in one pass, and
+/// what each one-at-a-time lane has. Whether anything was hashed.
+fn compress(lanes: &mut [Lane]) -> bool {
+    let mut progressed = false;
+    // Interleaved SHA-256 lanes with at least one whole block.
+    let multi: Vec<usize> = (0..lanes.len())
+        .filter(|&i| {
+            lanes[i].failed.is_none()
+                && matches!(lanes[i].hash, LaneHash::Multi(_))
+                && available(&lanes[i].data).0.len() >= BLOCK_LEN
+        })
+        .collect();
+    if !multi.is_empty() {
+        let n = multi.len();
+        let blocks = multi
+            .iter()
+            .map(|&i| available(&lanes[i].data).0.len() / BLOCK_LEN)
+            .min()
+            .unwrap_or(0)
+            .min(STEP_BLOCKS);
+        let mut states = [INITIAL_STATE; MAX_LANES];
+        for (k, &i) in multi.iter().enumerate() {
+            if let LaneHash::Multi(state) = lanes[i].hash {
+                states[k] = state;
+            }
+        }
+        let mut faults = {
+            let views: Vec<(&[u8], Option<&Window>)> =
+                multi.iter().map(|&i| available(&lanes[i].data)).collect();
+            let windows: Vec<Option<&Window>> = views.iter().map(|v| v.1).collect();
+            let data: Vec<&[u8]> = views.iter().map(|v| v.0).collect();
+            let ((), faults) = guarded(&windows, || {
+                multibuf::compress(&mut states[..n], &data, blocks);
             });
-        assert_eq!(done, Ok(Completion::Finished));
-        out
+            faults
+        };
+        for (k, &i) in multi.iter().enumerate() {
+            lanes[i].hash = LaneHash::Multi(states[k]);
+            lanes[i].advance(blocks * BLOCK_LEN);
+            if let Some(reason) = faults.get_mut(k).and_then(Option::take) {
+                lanes[i].failed = Some(reason);
+            }
+        }
+        progressed |= blocks > 0;
     }
+    // One-at-a-time lanes: everything they have, a step at a time.
+    for lane in lanes.iter_mut() {
+        if lane.failed.is_some() {
+            continue;
+        }
+        let Lane { hash, data, .. } = &mut *lane;
+        let LaneHash::Single(hasher) = hash else {
+            continue;
+        };
+        let (bytes, window) = available(data);
+        let take = bytes.len().min(STEP_BLOCKS * BLOCK_LEN);
+        if take == 0 {
+            continue;
+        }
+        let ((), mut faults) = guarded(&[window], || hasher.update(&bytes[..take]));
+        lane.advance(take);
+        if let Some(reason) = faults.get_mut(0).and_then(Option::take) {
+            lane.failed = Some(reason);
+        }
+        progressed = true;
+    }
+    progressed
+}
 
-    #[test]
-    fn files_of_every_shape_hash_as_sha2_hashes_them_in_any_lane_count() {
-        let dir = tempfile::tempdir().unwrap();
-        // Sizes around the lane limits, block and chunk boundaries, so lanes of unequal
-        // lengths end at different steps; and one missing file among them.
-        let sizes = [
-            0,
-            1,
-            63,
-            64,
-            65,
-            LANE_MIN as usize - 1,
-            LANE_MIN as usize,
-            5000,
-            CHUNK - 1,
-            CHUNK,
-            CHUNK + 1,
-            CHUNK + 55,
-            3 * CHUNK + 64,
-            300_000,
-            1 << 20,
-        ];
-        let mut paths = Vec::new();
-        let mut want = Vec::new();
-        for (i, size) in sizes.iter().enumerate() {
-            let data: Vec<u8> = (0..*size)
-                .map(|j| (j * 7 + i * 31 + j / 251) as u8)
-                .collect();
-            let path = dir.path().join(format!("f{i}"));
-            std::fs::write(&path, &data).unwrap();
-            want.push(Ok(hex::encode(sha2::Sha256::digest(&data))));
-            paths.push(path);
-            if i == 6 {
-                paths.push(dir.path().join("missing"));
-                want.push(Err("No such file or directory".to_string()));
-            }
+/// The outcome of a lane that is done: its digest, if it did not fail and did not change
+/// while it was read.
+fn finish_lane(lane: Lane) -> Result<Hashing, Failure> {
+    let Lane {
+        name,
+        hash,
+        total,
+        data,
+        state,
+        failed,
+        ..
+    } = lane;
+    if let Some(reason) = failed {
+        return Err(Failure::new(name, reason));
+    }
+    let (rest, window) = available(&data);
+    let mut tail = [0u8; BLOCK_LEN];
+    let tail_len = rest.len().min(BLOCK_LEN - 1);
+    let ((), faults) = guarded(&[window], || {
+        tail[..tail_len].copy_from_slice(&rest[..tail_len])
+    });
+    if let Some(reason) = faults.into_iter().flatten().next() {
+        return Err(Failure::new(name, reason));
+    }
+    let bytes = total + tail_len as u64;
+    let digest = match hash {
+        LaneHash::Multi(sha) => Digest::from(multibuf::finish(sha, bytes, &tail[..tail_len])),
+        LaneHash::Single(hasher) => hasher.finalize(),
+    };
+    if let LaneData::Stream { file, before, .. } = &data {
+        // Fewer bytes than its size: it shrank while being read; a status that moved: it was
+        // written meanwhile.
+        let after = fstat(file).map_err(|e| Failure::new(name.clone(), e))?;
+        if bytes < before.st_size as u64 || changed(before, &after) {
+            return Err(Failure::new(name, Reason::Changed));
         }
-        for threads in [1, 2] {
-            for lanes in 1..=MAX_LANES {
-                let got: Vec<Result<String, String>> = hash_all(&paths, threads, lanes)
-                    .into_iter()
-                    .map(|r| r.map(|h| hex::encode(h.digest.as_bytes())))
-                    .collect();
-                assert_eq!(got, want, "{threads} threads, {lanes} lanes");
-            }
-        }
+    }
+    Ok(Hashing::Hashed(Hashed {
+        name,
+        digest,
+        bytes,
+        state,
+    }))
+}
+
+/// Waits (at most [`POLL`]) until a chunk or an end comes for one of the lanes, or the run
+/// is over.
+fn wait_for_chunks<R>(shared: &Shared<R>, lanes: &[Lane]) {
+    let state = shared.lock();
+    let arrived = state.cancelled
+        || state.finished
+        || lanes.iter().any(|lane| {
+            state
+                .streams
+                .iter()
+                .find(|s| s.seq == lane.seq)
+                .is_some_and(|s| !s.chunks.is_empty() || s.end.is_some())
+        });
+    if !arrived {
+        let _ = shared
+            .workers_cv
+            .wait_timeout(state, POLL)
+            .unwrap_or_else(PoisonError::into_inner);
     }
 }

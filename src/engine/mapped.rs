@@ -1,29 +1,30 @@
-//! Hashing a regular file through memory maps, safely even if the file shrinks meanwhile.
+//! Windows of a file mapped into memory, and hashing them safely even if the file shrinks.
 //!
 //! Reading a large file with `read` copies every byte from the page cache into a buffer and
 //! then reads it again to hash it; that copy costs about a quarter of the time of SHA-256
-//! itself. Mapping the file lets SHA-256 read the page cache directly. The file is mapped in
-//! windows of [`WINDOW`] bytes, each unmapped before the next, so the resident set of a worker
-//! stays a few megabytes however large the file is.
+//! itself. Mapping the file lets SHA-256 read the page cache directly. A reader maps a window
+//! of [`WINDOW`] bytes with its pages faulted in (`MAP_POPULATE`: the waiting for the disk
+//! happens on the reader, not on the hashing core), hands it to the worker that hashes the
+//! file, and the window is unmapped when the worker is done with it. A file being hashed has
+//! at most two windows mapped, so the resident set stays a few megabytes per file however
+//! large the file is.
 //!
 //! The danger of maps is a file truncated by someone else while it is mapped: touching a page
 //! past the new end raises SIGBUS, which by default kills the process. This module installs a
-//! SIGBUS handler that, for a fault inside the window the faulting thread is hashing, maps
-//! zeroed anonymous memory over the rest of that window, records the fault for that thread,
-//! and returns, so the hash finishes on zeros and [`hash_mapped`] reports the file as changed
-//! (or, for a fault that is not about the file's end, as an I/O error). A SIGBUS anywhere else
-//! is not ours: the handler restores the default action and lets the fault happen again.
+//! SIGBUS handler that, for a fault inside a window the faulting thread is hashing
+//! ([`guarded`]), maps zeroed anonymous memory over the rest of that window, records the
+//! fault for that window, and returns, so the hash finishes on zeros and the caller reports
+//! the file as changed (or, for a fault that is not about the file's end, as an I/O error).
+//! A SIGBUS anywhere else is not ours: the handler restores the default action and lets the
+//! fault happen again.
 //!
-//! Small files, FIFOs, devices and files whose size reads as 0 are not mapped; `read` reads
-//! them.
+//! Files on network file systems are not mapped (`policy::maps_safely`): a page fault there
+//! could wait on a server that never answers, on a hashing core.
 
-use std::cell::Cell;
 use std::fs::File;
 use std::io;
 use std::sync::Once;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-use crate::digest::Hasher;
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering, compiler_fence};
 
 use crate::report::Reason;
 
@@ -32,14 +33,19 @@ use crate::report::Reason;
 /// resident set.
 pub const WINDOW: usize = 2 << 20;
 
-/// Bytes handed to SHA-256 per call.
-const BLOCK: usize = 1 << 20;
+/// Most windows one thread hashes at once (one per lane).
+pub const MAX_GUARDS: usize = 4;
 
+// The handler runs on the thread it interrupts, so these are per thread; they are atomics
+// (not `Cell`s) with a `compiler_fence` around the guarded code because the handler writes
+// them behind the compiler's back: with plain cells, an optimised build may fold the read of
+// a fault back to the zero stored just before the guarded code ran.
 thread_local! {
-    /// Start and end address of the window this thread is hashing; (0, 0) when none.
-    static GUARD: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
-    /// `si_code` of a SIGBUS caught in this thread's window; 0 if none.
-    static FAULT: Cell<i32> = const { Cell::new(0) };
+    /// Start and end address of the windows this thread is hashing; (0, 0) when none.
+    static GUARDS: [(AtomicUsize, AtomicUsize); MAX_GUARDS] =
+        const { [const { (AtomicUsize::new(0), AtomicUsize::new(0)) }; MAX_GUARDS] };
+    /// `si_code` of a SIGBUS caught in each of this thread's windows; 0 if none.
+    static FAULTS: [AtomicI32; MAX_GUARDS] = const { [const { AtomicI32::new(0) }; MAX_GUARDS] };
 }
 
 static INSTALL: Once = Once::new();
@@ -74,24 +80,31 @@ extern "C" fn on_sigbus(
     _context: *mut libc::c_void,
 ) {
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers; the thread-locals
-    // are plain `Cell`s with const initialisers (no lazy set-up, no destructor), and mmap
+    // are atomics with const initialisers (no lazy set-up, no destructor), and mmap
     // is a single system call.
     unsafe {
         let addr = (*info).si_addr() as usize;
-        let (start, end) = GUARD.with(Cell::get);
-        if start <= addr && addr < end {
-            let page = addr & !(page_size() - 1);
-            let zeros = libc::mmap(
-                page as *mut libc::c_void,
-                end - page,
-                libc::PROT_READ,
-                libc::MAP_FIXED | libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            );
-            if zeros != libc::MAP_FAILED {
-                FAULT.with(|f| f.set((*info).si_code));
-                return;
+        for i in 0..MAX_GUARDS {
+            let (start, end) = GUARDS.with(|g| {
+                (
+                    g[i].0.load(Ordering::Relaxed),
+                    g[i].1.load(Ordering::Relaxed),
+                )
+            });
+            if start <= addr && addr < end {
+                let page = addr & !(page_size() - 1);
+                let zeros = libc::mmap(
+                    page as *mut libc::c_void,
+                    end - page,
+                    libc::PROT_READ,
+                    libc::MAP_FIXED | libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                );
+                if zeros != libc::MAP_FAILED {
+                    FAULTS.with(|f| f[i].store((*info).si_code, Ordering::Relaxed));
+                    return;
+                }
             }
         }
         // Not a fault in a window we are hashing: fall back to the default action, which
@@ -108,7 +121,7 @@ fn page_size() -> usize {
 }
 
 /// A mapped window of a file, unmapped on drop.
-struct Window {
+pub struct Window {
     ptr: *mut std::ffi::c_void,
     len: usize,
 }
@@ -119,8 +132,12 @@ unsafe impl Send for Window {}
 
 impl Window {
     /// Maps `len` bytes of `file` at `offset` (a multiple of the page size), with its pages
-    /// populated up front so the hashing thread does not take a fault per page.
-    fn map(file: &File, offset: u64, len: usize) -> io::Result<Window> {
+    /// faulted in now, on the calling thread.
+    pub fn map(file: &File, offset: u64, len: usize) -> io::Result<Window> {
+        install_handler()?;
+        if len == 0 {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
         // SAFETY: a fresh shared read-only mapping of an open file; the kernel picks the
         // address, and the mapping is only ever read, then unmapped in `drop`.
         let ptr = unsafe {
@@ -136,116 +153,75 @@ impl Window {
         Ok(Window { ptr, len })
     }
 
-    /// Hashes the window on this thread, catching a SIGBUS from a file that shrank.
-    fn hash_into(&self, hasher: &mut Hasher) -> Result<(), Reason> {
-        if crate::signals::stop_requested().is_some() {
-            return Err(Reason::Io(io::ErrorKind::Interrupted.into()));
-        }
+    /// Its length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether it maps nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Its bytes. Read them only inside [`guarded`], with this window among the guarded
+    /// ones: a file truncated meanwhile faults on them.
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: `ptr` points to `len` readable bytes for as long as `self` lives. If
+        // another process truncates the file, the pages past its end are replaced by zeros
+        // by `on_sigbus` before any read of them completes (inside `guarded`), and the fault
+        // is recorded.
+        unsafe { std::slice::from_raw_parts(self.ptr as *const u8, self.len) }
+    }
+
+    fn range(&self) -> (usize, usize) {
         let start = self.ptr as usize;
-        GUARD.with(|g| g.set((start, start + self.len)));
-        FAULT.with(|f| f.set(0));
-        // SAFETY: `ptr` points to `len` readable bytes for as long as `self` lives. If another
-        // process truncates the file, the pages past its end are replaced by zeros by
-        // `on_sigbus` before any read of them completes, and the fault is recorded.
-        let bytes = unsafe { std::slice::from_raw_parts(self.ptr as *const u8, self.len) };
-        for block in bytes.chunks(BLOCK) {
-            hasher.update(block);
-        }
-        GUARD.with(|g| g.set((0, 0)));
-        match FAULT.with(Cell::get) {
-            0 => Ok(()),
-            libc::BUS_ADRERR => Err(Reason::Changed),
-            _ => Err(Reason::Io(io::Error::from_raw_os_error(libc::EIO))),
-        }
+        (start, start + self.len)
     }
 }
 
 impl Drop for Window {
     fn drop(&mut self) {
         // SAFETY: unmapping exactly the mapping created in `map`; no slice of it outlives
-        // `hash_into`.
+        // the borrow of `self`.
         unsafe {
             let _ = rustix::mm::munmap(self.ptr, self.len);
         }
     }
 }
 
-/// Files of more windows than this get a helper thread that maps the next window while the
-/// worker hashes the current one, if a core is idle. Setting up a window's page tables is
-/// about a tenth of the cost of hashing it; overlapped on an idle core, a single large file
-/// hashes at nearly the in-memory speed of SHA-256 (1 GiB: 0.64 s instead of 0.69 s). When
-/// every core is already hashing, the helper only adds hand-offs (4 files of 512 MiB on 2
-/// cores: 0.71 s instead of 0.66 s), so it is not started. Below this size, a thread costs
-/// more than it saves.
-const PREFETCH_MIN_WINDOWS: u64 = 4;
-
-/// Workers hashing right now: mapped files, or files in lanes.
-static ACTIVE: AtomicUsize = AtomicUsize::new(0);
-
-/// Counts a worker as busy hashing in [`ACTIVE`] until dropped, however the hash ends: a
-/// mapped file here, or files in lanes (`lanes`).
-pub(crate) struct Active;
-
-impl Active {
-    /// Counts this hash until the guard is dropped.
-    pub(crate) fn enter() -> Active {
-        ACTIVE.fetch_add(1, Ordering::AcqRel);
-        Active
-    }
-}
-
-impl Drop for Active {
-    fn drop(&mut self) {
-        ACTIVE.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-fn cores() -> usize {
-    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-}
-
-/// Feeds the first `len` bytes of `file` into `hasher` through memory maps.
-///
-/// Returns [`Reason::Changed`] if the file shrank while it was mapped, or an I/O error if the
-/// kernel could not provide a page for another reason.
-pub fn hash_mapped(file: &File, len: u64, hasher: &mut Hasher) -> Result<(), Reason> {
-    install_handler()?;
-    let window = WINDOW as u64;
-    let mut offsets = (0..len.div_ceil(window))
-        .map(move |i| (i * window, WINDOW.min((len - i * window) as usize)));
-    let _active = Active::enter();
-    // The first window is always hashed here: by the time it is done, workers that started
-    // together with this one are counted too, and the count says whether a core is idle.
-    if let Some((offset, size)) = offsets.next() {
-        Window::map(file, offset, size)?.hash_into(hasher)?;
-    }
-    let idle_core = ACTIVE.load(Ordering::Acquire) < cores();
-    if len.div_ceil(window) <= PREFETCH_MIN_WINDOWS || !idle_core {
-        for (offset, size) in offsets {
-            Window::map(file, offset, size)?.hash_into(hasher)?;
-        }
-        return Ok(());
-    }
-    std::thread::scope(|scope| {
-        // A rendezvous channel: the helper maps one window ahead and waits until the worker
-        // takes it, so at most two windows per worker are mapped at any time.
-        let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Window>>(0);
-        scope.spawn(move || {
-            for (offset, size) in offsets {
-                let mapped = Window::map(file, offset, size);
-                let failed = mapped.is_err();
-                if tx.send(mapped).is_err() || failed {
-                    break;
-                }
+/// Runs `f`, which reads the bytes of `windows` (at most [`MAX_GUARDS`]), with a SIGBUS in
+/// any of them caught; returns `f`'s result and, for each window, what went wrong in it.
+pub fn guarded<T>(windows: &[Option<&Window>], f: impl FnOnce() -> T) -> (T, Vec<Option<Reason>>) {
+    let n = windows.len().min(MAX_GUARDS);
+    GUARDS.with(|guards| {
+        FAULTS.with(|faults| {
+            for i in 0..n {
+                let (start, end) = windows[i].map_or((0, 0), Window::range);
+                guards[i].0.store(start, Ordering::Relaxed);
+                guards[i].1.store(end, Ordering::Relaxed);
+                faults[i].store(0, Ordering::Relaxed);
             }
-        });
-        // Returning early drops `rx`, which ends the helper at its next send.
-        for mapped in rx {
-            mapped?.hash_into(hasher)?;
-        }
-        Ok(())
-    })
+        })
+    });
+    compiler_fence(Ordering::SeqCst);
+    let result = f();
+    compiler_fence(Ordering::SeqCst);
+    let reasons = GUARDS.with(|guards| {
+        FAULTS.with(|faults| {
+            (0..n)
+                .map(|i| {
+                    guards[i].0.store(0, Ordering::Relaxed);
+                    guards[i].1.store(0, Ordering::Relaxed);
+                    match faults[i].load(Ordering::Relaxed) {
+                        0 => None,
+                        libc::BUS_ADRERR => Some(Reason::Changed),
+                        _ => Some(Reason::Io(io::Error::from_raw_os_error(libc::EIO))),
+                    }
+                })
+                .collect()
+        })
+    });
+    (result, reasons)
 }
 
 #[cfg(test)]
@@ -254,28 +230,31 @@ mod tests {
     use std::io::Write;
 
     #[test]
-    fn a_file_that_shrank_is_reported_changed_not_a_crash() {
+    fn a_window_past_the_end_of_a_shrunk_file_is_a_change_not_a_crash() {
         let mut file = tempfile::tempfile().unwrap();
         file.write_all(&vec![7u8; 3 * WINDOW]).unwrap();
-        // Hash as if the file still had its old length: the pages past the new end raise
-        // SIGBUS, which must become a "changed" result.
+        let window = Window::map(&file, 0, 3 * WINDOW).unwrap();
+        // Truncated after it was mapped: the pages past the new end raise SIGBUS, which
+        // must become a "changed" result.
         file.set_len(WINDOW as u64 / 2 + 100).unwrap();
-        let mut hasher = Hasher::new(crate::digest::Algorithm::Sha256);
-        let result = hash_mapped(&file, 3 * WINDOW as u64, &mut hasher);
-        assert!(matches!(result, Err(Reason::Changed)), "{result:?}");
+        let (sum, reasons) = guarded(&[Some(&window)], || {
+            window.bytes().iter().map(|&b| u64::from(b)).sum::<u64>()
+        });
+        assert!(matches!(reasons[0], Some(Reason::Changed)), "{reasons:?}");
+        assert!(sum < 7 * 3 * WINDOW as u64);
     }
 
     #[test]
-    fn mapped_and_read_digests_agree() {
+    fn a_window_reads_what_the_file_holds() {
         let mut file = tempfile::tempfile().unwrap();
-        let data: Vec<u8> = (0..(9 * WINDOW + 12345)).map(|i| (i % 253) as u8).collect();
+        let data: Vec<u8> = (0..(WINDOW + 12345)).map(|i| (i % 253) as u8).collect();
         file.write_all(&data).unwrap();
-        for algorithm in crate::digest::Algorithm::ALL {
-            let mut hasher = Hasher::new(algorithm);
-            hash_mapped(&file, data.len() as u64, &mut hasher).unwrap();
-            let mut whole = Hasher::new(algorithm);
-            whole.update(&data);
-            assert_eq!(hasher.finalize(), whole.finalize());
-        }
+        let first = Window::map(&file, 0, WINDOW).unwrap();
+        let second = Window::map(&file, WINDOW as u64, 12345).unwrap();
+        let (joined, reasons) = guarded(&[Some(&first), Some(&second)], || {
+            [first.bytes(), second.bytes()].concat()
+        });
+        assert_eq!(joined, data);
+        assert!(reasons.iter().all(Option::is_none));
     }
 }

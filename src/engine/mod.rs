@@ -14,11 +14,14 @@
 //! items into results (`Hashed` or a [`crate::report::Failure`]) and gives them back. It
 //! never writes to stdout or stderr.
 
+pub mod io;
 pub mod lanes;
 pub mod load;
 pub mod mapped;
 pub mod multibuf;
+pub mod policy;
 pub mod pool;
 pub mod read;
+mod shared;
 pub mod source;
 pub mod walk;

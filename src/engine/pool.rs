@@ -1,410 +1,362 @@
-//! Running work on a rayon pool and handing the results back in input order.
+//! Running the work of a command on reader and hashing threads, and handing the results back
+//! in input order.
 //!
-//! SHA-256 is sequential inside one file, so the only parallelism is across files: the unit of
-//! dispatch is a *batch of items* (paths to hash, lines to verify), never a piece of a file.
+//! SHA-256 is sequential inside one file, so the parallelism is across files, and a file is
+//! the unit of work; reading is separated from hashing, because a checksummer mostly waits on
+//! storage: cold caches, flash that wants tens of requests in flight, network file systems
+//! where each open and read is a round trip. Four kinds of thread share the run:
 //!
-//! The calling thread does all the sequential work: it pulls items from the input iterator
-//! (the walk, or a checksum list), numbers them, groups them into batches, spawns each batch
-//! on the pool, and puts the results that come back in order before handing them to `sink`,
-//! the one place that prints. Keeping the feeding and the printing on one thread means no
-//! hand-off between them: on trees of tiny files, where a file costs a few microseconds,
-//! waking a separate feeder for every result cost more than the walk itself.
+//! - the *feeder* (one thread) pulls items from the input (the walk, a checksum list), numbers
+//!   them, and plans each one ([`Plan`]): a result known at once, or a source to hash. It
+//!   never runs more than [`Tuning::window`] items ahead of the output.
+//! - *readers* (`io`; as many as the device policy says, tens on flash or a network file
+//!   system, two on a spinning disk) open the files, read small ones whole, hash the tiniest
+//!   themselves, and prepare large ones for streaming. Many requests are in flight at once,
+//!   in walk order or, on a spinning disk, in inode order.
+//! - *hashing workers* (`lanes`; the rayon pool, one per core) take what the readers
+//!   prepared, largest file first, so that a large file anywhere in the window starts early
+//!   and no core idles while it finishes, then the rest in walk order; they hash several
+//!   files at once per core, and never touch the file system, so a stuck read cannot stop
+//!   them.
+//! - the *calling thread* puts results back in input order and hands them to the [`Sink`],
+//!   the one place that prints. It never blocks on storage: it waits on results for at most
+//!   [`POLL`] at a time, flushes the sink when it waited (so lines finished while a slow file
+//!   is read reach a pipe or a file within a fraction of a second), watches for SIGINT and
+//!   SIGTERM, and gives up on a file that makes no progress for `--stall-timeout`.
 //!
-//! A batch is spawned as one job per worker; the jobs claim the batch's items one at a time,
-//! and post each result as soon as it exists (see `Mailbox` for how that stays cheap). A
-//! [`Job`] may hold a few claimed items at once and post their results in any order: `lanes`
-//! hashes several files together on one core that way.
-//! An idle worker thus takes over the rest of a batch whose first owner is stuck in a large
-//! file: a big file never leaves the other workers idle behind it. No job ever waits for
-//! another job (rayon's `join` would let a waiting worker start further batches on top of its
-//! own stack, without bound, on trees of many small files).
+//! Readers are threads of their own, not of a pool the run waits for: one stuck in the kernel
+//! (a dead NFS server, a hung FUSE daemon) holds nothing but itself. On a stop, the calling
+//! thread returns with whole lines written, and readers that are stuck are interrupted with a
+//! signal ([`signals::WAKE`]) where the file system allows it.
 //!
-//! Memory stays bounded whatever the number of items: at most `window` items are dispatched
-//! and not yet handed to `sink`. There is no barrier per batch: while the oldest item is
-//! unfinished, the workers keep taking newer batches until the window is full.
-//!
-//! A batch is closed when it holds `batch_size` items, or earlier when fewer batches are in
-//! flight than there are workers, so workers never wait for a batch to fill while the walk has
-//! items in hand; with lanes, such an early batch still holds enough items to fill every
-//! worker's lanes. The default sizes are explained at [`Tuning::default`].
-//!
-//! If `sink` fails (stdout closed or full) the run is cancelled: no more items are pulled,
-//! workers skip what is queued, and the error is returned once every job has stopped. A stop
-//! asked for by SIGINT or SIGTERM (`signals`) cancels the run the same way, within
-//! [`POLL`], and no result is handed to `sink` after it.
+//! Memory stays bounded whatever the number of items: at most `window` items are between the
+//! feeder and the output, files read whole take at most [`io::WHOLE_BUDGET`] bytes, and a
+//! large file at most two chunks at a time.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
-use std::time::Duration;
 
 use rayon::ThreadPool;
 
+use crate::digest::Algorithm;
+use crate::engine::io;
+use crate::engine::lanes;
+use crate::engine::policy::IoPolicy;
+use crate::engine::shared::{BufferPool, Mailbox, Reader, Request, Shared, State};
+pub use crate::engine::shared::{POLL, Then, Tuning};
+use crate::engine::source::{FileId, Source};
+use crate::format::state::FileState;
 use crate::signals;
 
-/// Longest wait for results before the run loop looks for a stop request again.
-pub const POLL: Duration = Duration::from_millis(100);
-
-/// How a run ended when `sink` did not fail.
+/// How a run ended when the sink did not fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Completion {
-    /// Every item was processed and handed to `sink`.
+    /// Every item was processed and handed to the sink.
     Finished,
     /// A signal asked to stop; results after the stop were dropped.
     Interrupted(i32),
 }
 
-/// Sizes that bound dispatch cost and memory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Tuning {
-    /// Most items in one batch.
-    pub batch_size: usize,
-    /// Most items dispatched but not yet handed to the sink.
-    pub window: usize,
-    /// Files each worker hashes at once (`lanes`); 1 where the CPU gains nothing from more.
-    pub lanes: usize,
+/// What to do with one item.
+pub enum Plan<R> {
+    /// The result is known without reading anything.
+    Done(R),
+    /// Hash `source` with `algorithm`, then make the result with `then`.
+    Hash {
+        /// What to hash.
+        source: Source,
+        /// With which algorithm.
+        algorithm: Algorithm,
+        /// Do not read it if a stat of it, taken first, says this: the state recorded with
+        /// its digest (`hash --update`). The result is then [`Hashing::Unchanged`].
+        unless: Option<FileState>,
+        /// The result, from the outcome.
+        then: Then<R>,
+    },
 }
 
-impl Default for Tuning {
-    /// Both sizes come from `benches/compare.sh`-style runs on 2 cores with a warm cache
-    /// (medians; the README's Performance section has the full table).
-    ///
-    /// `batch_size` 256. A batch costs a few rayon spawns and wake-ups and one channel message
-    /// per job; on trees of tiny files, where a file costs a few microseconds, that overhead
-    /// must be shared by many files. 200,000 files of 0-100 bytes took 830 ms with batches of
-    /// 16, 774 ms with 64, and 620-690 ms anywhere from 128 to 1024 (system time fell from
-    /// 1.34 s to 1.03 s: fewer wake-ups); 100,000 files of 4 KiB: 554, 510, then 426-483 ms.
-    /// Large batches cost nothing on large files, since every worker claims from every batch.
-    ///
-    /// `window` 4096 items. While one worker is inside a large file, the others go on only
-    /// as far as the window reaches: for 1 GiB plus 2,000 files of 1 MiB, a window of 256
-    /// took 1.37 s, one of 1024 or more 1.13-1.17 s (the other core hashes about 1,000 MiB
-    /// while the big file takes 0.62 s). Each waiting result is a path and a digest, about
-    /// 150 bytes, so 4096 of them cost well under a megabyte.
-    fn default() -> Tuning {
-        Tuning {
-            batch_size: 256,
-            window: 4096,
-            lanes: crate::engine::multibuf::default_lanes(),
-        }
+/// Where results go, in input order: the one place that prints.
+pub trait Sink<R> {
+    /// What stops the run (stdout closed or full).
+    type Error;
+    /// Takes the next result.
+    fn put(&mut self, result: R) -> Result<(), Self::Error>;
+    /// Makes what was put so far visible (called when the run waits on slow work).
+    fn flush(&mut self) -> Result<(), Self::Error>;
+}
+
+/// A sink from a function; `flush` does nothing.
+pub struct FnSink<F>(pub F);
+
+impl<R, E, F: FnMut(R) -> Result<(), E>> Sink<R> for FnSink<F> {
+    type Error = E;
+    fn put(&mut self, result: R) -> Result<(), E> {
+        (self.0)(result)
+    }
+    fn flush(&mut self) -> Result<(), E> {
+        Ok(())
     }
 }
 
-/// What a worker does with the items of a batch: it claims them one at a time from `claims`
-/// and hands each result to `post` with the item's number. It may hold several items before
-/// posting, and post in any order.
-pub trait Job<T, R>: Sync {
-    /// Works through the items of one batch.
-    fn run(&self, claims: &mut dyn Claims<T>, post: &mut dyn FnMut(u64, R));
+/// Everything a run needs besides its items: the worker pool, sizes, and the I/O policy.
+pub struct Engine<'a> {
+    /// The hashing workers.
+    pub pool: &'a ThreadPool,
+    /// Batch, window and lanes.
+    pub tuning: Tuning,
+    /// How many readers, in which order, and when a file has stalled.
+    pub io: IoPolicy,
+    /// Files never to hash, whatever they are called (the manifest being written).
+    pub skip: Vec<FileId>,
 }
 
-/// The items of one batch, as one of the jobs sharing it sees them.
-pub trait Claims<T> {
-    /// The next item and its number; `None` once the batch is used up or the run cancelled.
-    fn next(&mut self) -> Option<(u64, T)>;
-
-    /// Whether a job already holding `held` items may take another without taking more than
-    /// its share of the batch: a job that keeps several items in flight must not take a whole
-    /// small batch (a few large files) while the other workers stay idle. A job holding
-    /// nothing may always take the next item.
-    fn fair_to_take(&self, held: usize) -> bool;
-
-    /// Whether the run was cancelled: results are no longer wanted, and a job holding items
-    /// may drop them.
-    fn cancelled(&self) -> bool;
-}
-
-/// The plain job: one item at a time, through a function.
-pub struct Each<F>(pub F);
-
-impl<T, R, F: Fn(T) -> R + Sync> Job<T, R> for Each<F> {
-    fn run(&self, claims: &mut dyn Claims<T>, post: &mut dyn FnMut(u64, R)) {
-        while let Some((seq, item)) = claims.next() {
-            post(seq, (self.0)(item));
-        }
-    }
-}
-
-/// Runs `work` on every item on `pool`, and calls `sink` with the results in the order the
-/// items came from `items`. Stops early, and returns the error, if `sink` fails; stops early
-/// with [`Completion::Interrupted`] if a signal asks to.
-pub fn run_ordered<T, R, E, I, W, S>(
-    pool: &ThreadPool,
-    tuning: Tuning,
-    items: I,
-    work: W,
-    mut sink: S,
-) -> Result<Completion, E>
+/// Runs every item through `plan` and the engine, and hands the results to `sink` in the
+/// order the items came from `items`. Stops early, and returns the error, if the sink fails;
+/// stops early with [`Completion::Interrupted`] if a signal asks to.
+pub fn run<T, R, S, P>(
+    engine: &Engine<'_>,
+    items: impl Iterator<Item = T> + Send,
+    plan: P,
+    sink: &mut S,
+) -> Result<Completion, S::Error>
 where
     T: Send,
-    R: Send,
-    I: Iterator<Item = T>,
-    W: Job<T, R>,
-    S: FnMut(R) -> Result<(), E>,
+    R: Send + 'static,
+    S: Sink<R>,
+    P: Fn(T) -> Plan<R> + Sync,
 {
-    let batch_size = tuning.batch_size.max(1);
-    // A window smaller than a batch could never make room for a full batch.
-    let window = tuning.window.max(batch_size) as u64;
-    let workers = pool.current_num_threads();
-    // A batch sent early to idle workers holds enough items to fill every worker's lanes:
-    // jobs of one batch share only its items, so a batch of one file per worker would leave
-    // the lanes empty.
-    let early = if tuning.lanes > 1 {
-        tuning.lanes * workers
-    } else {
-        1
-    };
-    let cancelled = AtomicBool::new(false);
-    let in_flight = AtomicUsize::new(0);
-    let mailbox = Mailbox::default();
-    let (work, cancelled, in_flight, mailbox) = (&work, &cancelled, &in_flight, &mailbox);
-
-    pool.in_place_scope(|scope| {
-        let mut feed = Feed {
-            items: items.fuse(),
-            exhausted: false,
-            next_in: 0,
-        };
-        let mut pending = Reorder::default();
-        let mut result = Ok(Completion::Finished);
-
-        loop {
-            if let Some(signal) = signals::stop_requested() {
-                result = Ok(Completion::Interrupted(signal));
-                break;
-            }
-            // Pull and dispatch while there is room in the window.
-            while !feed.exhausted
-                && feed.next_in < pending.next + window
-                && signals::stop_requested().is_none()
-            {
-                let room = (pending.next + window - feed.next_in) as usize;
-                let idle = || in_flight.load(Ordering::Acquire) < workers;
-                let batch = feed.next_batch(batch_size.min(room), early, idle);
-                if !batch.is_empty() {
-                    spawn_batch(scope, batch, workers, work, cancelled, in_flight, mailbox);
-                }
-                // Print what is ready, without waiting, between batches.
-                if let Err(e) = drain(mailbox, &mut pending, &mut sink, None) {
-                    result = Err(e);
-                    break;
-                }
-            }
-            if result.is_err() || (pending.next == feed.next_in && feed.exhausted) {
-                break;
-            }
-            // Window full or input exhausted: wait for results.
-            let wake_at = pending.wake_at(batch_size / 2, feed.next_in);
-            if let Err(e) = drain(mailbox, &mut pending, &mut sink, Some(wake_at)) {
-                result = Err(e);
-                break;
-            }
-        }
+    let workers = engine.pool.current_num_threads().max(1);
+    let readers = engine.io.readers.max(1);
+    let shared = new_shared(engine, readers);
+    for index in 0..readers {
+        io::spawn_reader(Arc::clone(&shared), index);
+    }
+    for _ in 0..workers {
+        let shared = Arc::clone(&shared);
+        engine.pool.spawn(move || lanes::work(&shared));
+    }
+    let result = std::thread::scope(|scope| {
+        let feeder = Arc::clone(&shared);
+        let plan = &plan;
+        std::thread::Builder::new()
+            .name("sumpool-feeder".into())
+            .spawn_scoped(scope, move || feed(&feeder, items, plan))
+            .map_err(|_| ())
+            .ok();
+        let result = print_in_order(&shared, sink);
+        // Everyone leaves: the feeder (joined at the end of this scope), the workers, and
+        // the readers that are not stuck.
+        let mut state = shared.lock();
+        state.finished = true;
         if !matches!(result, Ok(Completion::Finished)) {
-            cancelled.store(true, Ordering::SeqCst);
+            state.cancelled = true;
+        }
+        drop(state);
+        shared.feeder_cv.notify_all();
+        shared.readers_cv.notify_all();
+        shared.extra_cv.notify_all();
+        shared.workers_cv.notify_all();
+        if matches!(result, Ok(Completion::Interrupted(_))) {
+            io::interrupt_readers(&shared);
         }
         result
+    });
+    shared.buffers.close();
+    result
+}
+
+/// The shared state of a new run with `readers` readers.
+fn new_shared<R>(engine: &Engine<'_>, readers: usize) -> Arc<Shared<R>> {
+    Arc::new(Shared {
+        state: Mutex::new(State {
+            requests: VecDeque::new(),
+            whole: VecDeque::new(),
+            large: Vec::new(),
+            streams: Vec::new(),
+            fed: 0,
+            feeding_done: false,
+            printed: 0,
+            cancelled: false,
+            finished: false,
+            readers: (0..readers).map(|_| Reader::default()).collect(),
+            workers_waiting: 0,
+            readers_waiting: 0,
+            feeder_waiting: false,
+            slow_until: None,
+            slow_count: 0,
+            last_slow: None,
+        }),
+        readers_cv: Condvar::new(),
+        extra_cv: Condvar::new(),
+        workers_cv: Condvar::new(),
+        feeder_cv: Condvar::new(),
+        mailbox: Mailbox::default(),
+        buffers: Arc::new(BufferPool::new(io::WHOLE_BUDGET)),
+        skip: engine.skip.clone(),
+        tuning: engine.tuning,
+        io: engine.io.clone(),
+        thens: (0..engine.tuning.window.max(1))
+            .map(|_| Mutex::new(None))
+            .collect(),
+        printed: AtomicU64::new(0),
+        queued: AtomicUsize::new(0),
+        watched: AtomicBool::new(engine.io.stall_timeout.is_some()),
+        nowait_unsupported: AtomicBool::new(false),
+        misses: AtomicU64::new(0),
     })
 }
 
-/// The items not yet dispatched, numbered in input order.
-struct Feed<I> {
-    items: std::iter::Fuse<I>,
-    /// The input has no more items.
-    exhausted: bool,
-    /// Sequence number of the next item pulled.
-    next_in: u64,
-}
+/// Requests the feeder gathers before it queues them, when the readers have enough to do:
+/// one lock for many requests.
+const FEED_BATCH: usize = 16;
 
-impl<T, I: Iterator<Item = T>> Feed<I> {
-    /// Pulls up to `most` items. The batch is closed early, once it holds `early` items, if
-    /// `idle()` says a worker has nothing to do: workers never wait for a batch to fill while
-    /// the walk has items in hand.
-    fn next_batch(&mut self, most: usize, early: usize, idle: impl Fn() -> bool) -> Vec<(u64, T)> {
-        let mut batch = Vec::with_capacity(most);
-        while batch.len() < most {
-            let Some(item) = self.items.next() else {
-                self.exhausted = true;
-                break;
-            };
-            batch.push((self.next_in, item));
-            self.next_in += 1;
-            if batch.len() >= early && idle() {
-                break;
+/// Below this many requests queued, the readers may run dry: the feeder queues each request
+/// at once. (When the input is slow to come, the readers drain the queue, so what the feeder
+/// has is never held back waiting for more.)
+const QUEUE_LOW: usize = 32;
+
+/// The feeder: numbers and plans the items, and queues what needs reading. Plans are made
+/// outside the lock (a plan may look a name up in a manifest), and so is the pull of the
+/// next item (the walk may wait on a cold directory, a list on a pipe); requests are queued
+/// a few at a time while the readers have plenty.
+fn feed<T, R: Send + 'static>(
+    shared: &Shared<R>,
+    items: impl Iterator<Item = T>,
+    plan: &(impl Fn(T) -> Plan<R> + Sync),
+) {
+    let window = shared.thens.len() as u64;
+    let mut gathered: Vec<Request> = Vec::with_capacity(FEED_BATCH);
+    let mut seq = 0u64;
+    let mut items = items;
+    loop {
+        // Room in the window for one more; first queue what was gathered, so the readers
+        // can make the room.
+        if seq >= shared.printed.load(Ordering::Acquire) + window {
+            if !queue(shared, &mut gathered, seq) {
+                return;
+            }
+            let mut state = shared.lock();
+            while !state.cancelled && seq >= state.printed + window {
+                state.feeder_waiting = true;
+                state = shared
+                    .feeder_cv
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner);
+                state.feeder_waiting = false;
+            }
+            if state.cancelled {
+                return;
             }
         }
-        batch
-    }
-}
-
-/// Hands every ready result to `sink`; with `wait_for`, first waits up to [`POLL`] for that
-/// result to arrive. Hands nothing once a stop was requested.
-fn drain<R, E>(
-    mailbox: &Mailbox<R>,
-    pending: &mut Reorder<R>,
-    sink: &mut impl FnMut(R) -> Result<(), E>,
-    wait_for: Option<u64>,
-) -> Result<(), E> {
-    for (seq, result) in mailbox.collect(wait_for) {
-        pending.insert(seq, result);
-    }
-    while signals::stop_requested().is_none() {
-        let Some(result) = pending.pop_ready() else {
-            break;
-        };
-        sink(result)?;
-    }
-    Ok(())
-}
-
-/// Where workers leave results, one at a time, for the thread that prints.
-///
-/// Each result is posted as soon as it exists, so a slow item (a huge file, a FIFO) never
-/// holds back results finished before it. The printing thread is woken only when the result
-/// it waits for arrives, not for every result: on trees of tiny files, a wake-up per file
-/// cost more than the file (the run loop asks to be woken for a result half a batch ahead).
-struct Mailbox<R> {
-    state: Mutex<MailboxState<R>>,
-    arrived: Condvar,
-}
-
-struct MailboxState<R> {
-    results: Vec<(u64, R)>,
-    /// The sequence number the printing thread waits for.
-    awaited: u64,
-    /// Whether that result is among `results`.
-    awaited_arrived: bool,
-    /// Whether the printing thread sleeps until it arrives.
-    sleeping: bool,
-}
-
-impl<R> Default for Mailbox<R> {
-    fn default() -> Self {
-        let state = MailboxState {
-            results: Vec::new(),
-            awaited: 0,
-            awaited_arrived: false,
-            sleeping: false,
-        };
-        Mailbox {
-            state: Mutex::new(state),
-            arrived: Condvar::new(),
-        }
-    }
-}
-
-impl<R> Mailbox<R> {
-    fn post(&self, seq: u64, result: R) {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        state.results.push((seq, result));
-        if seq == state.awaited {
-            state.awaited_arrived = true;
-            if state.sleeping {
-                self.arrived.notify_one();
+        let Some(item) = items.next() else { break };
+        match plan(item) {
+            Plan::Done(result) => shared.mailbox.post(seq, result),
+            Plan::Hash {
+                source,
+                algorithm,
+                unless,
+                then,
+            } => {
+                *shared.then_slot(seq) = Some(then);
+                gathered.push(Request {
+                    seq,
+                    source,
+                    algorithm,
+                    unless,
+                });
             }
         }
-    }
-
-    /// Takes every result posted so far. With `wait_for`, first sleeps (at most [`POLL`])
-    /// until that result is among them.
-    fn collect(&self, wait_for: Option<u64>) -> Vec<(u64, R)> {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(awaited) = wait_for else {
-            return std::mem::take(&mut state.results);
-        };
-        if state.awaited != awaited {
-            state.awaited = awaited;
-            state.awaited_arrived = state.results.iter().any(|(seq, _)| *seq == awaited);
+        seq += 1;
+        // Few requests queued: the readers may run dry (the input is slow to come, or they
+        // are fast), so each one goes at once.
+        let low = shared.queued.load(Ordering::Relaxed) < QUEUE_LOW;
+        if (gathered.len() >= FEED_BATCH || low) && !queue(shared, &mut gathered, seq) {
+            return;
         }
-        if !state.awaited_arrived {
-            state.sleeping = true;
-            state = self
-                .arrived
-                .wait_timeout(state, POLL)
-                .map(|(state, _)| state)
-                .unwrap_or_else(|poisoned| poisoned.into_inner().0);
-            state.sleeping = false;
-        }
-        state.awaited_arrived = false;
-        std::mem::take(&mut state.results)
     }
+    queue(shared, &mut gathered, seq);
+    shared.lock().feeding_done = true;
+    shared.readers_cv.notify_all();
+    shared.extra_cv.notify_all();
+    shared.mailbox.wake();
 }
 
-/// Spawns the jobs that share `batch`.
-fn spawn_batch<'scope, T, R, W>(
-    scope: &rayon::Scope<'scope>,
-    batch: Vec<(u64, T)>,
-    workers: usize,
-    work: &'scope W,
-    cancelled: &'scope AtomicBool,
-    in_flight: &'scope AtomicUsize,
-    mailbox: &'scope Mailbox<R>,
-) where
-    T: Send + 'scope,
-    R: Send + 'scope,
-    W: Job<T, R>,
-{
-    let sharers = workers.min(batch.len());
-    in_flight.fetch_add(1, Ordering::AcqRel);
-    let shared = Arc::new(SharedBatch {
-        share: batch.len().div_ceil(sharers),
-        items: Mutex::new(batch.into_iter()),
-        sharers: AtomicUsize::new(sharers),
-    });
-    for _ in 0..sharers {
-        let shared = Arc::clone(&shared);
-        scope.spawn(move |_| {
-            let mut claims = Claim {
-                batch: &shared,
-                cancelled,
+/// Queues the requests gathered, with `fed` items numbered so far, and wakes readers that
+/// sleep. `false` if the run was cancelled.
+fn queue<R>(shared: &Shared<R>, gathered: &mut Vec<Request>, fed: u64) -> bool {
+    let mut state = shared.lock();
+    if state.cancelled {
+        return false;
+    }
+    state.fed = fed;
+    if gathered.is_empty() {
+        return true;
+    }
+    state.requests.extend(gathered.drain(..));
+    shared.queued.store(state.requests.len(), Ordering::Relaxed);
+    if state.readers_waiting > 0 {
+        shared.readers_cv.notify_all();
+    }
+    true
+}
+
+/// The calling thread: results in order to the sink, flushes while it waits, signals, and
+/// the stall watchdog.
+fn print_in_order<R: Send + 'static, S: Sink<R>>(
+    shared: &Arc<Shared<R>>,
+    sink: &mut S,
+) -> Result<Completion, S::Error> {
+    let mut pending = Reorder::default();
+    let mut unflushed = false;
+    let mut fed = 0;
+    // Wake up for a good handful of results, not for each one: a result this far past the
+    // next one arrives about when the ones before it are in. Only for one already fed; else
+    // for the next one the sink needs. At worst after POLL.
+    let ahead = (shared.tuning.batch_size / 2).max(1);
+    loop {
+        if let Some(signal) = signals::stop_requested() {
+            return Ok(Completion::Interrupted(signal));
+        }
+        let later = pending.first_missing_from(ahead);
+        let wake_at = if later < fed { later } else { pending.next };
+        let (arrived, waited) = shared.mailbox.collect(wake_at);
+        for (seq, result) in arrived {
+            pending.insert(seq, result);
+        }
+        let mut printed = 0;
+        while signals::stop_requested().is_none() {
+            let Some(result) = pending.pop_ready() else {
+                break;
             };
-            let mut post = |seq, result| {
-                if !cancelled.load(Ordering::Relaxed) {
-                    mailbox.post(seq, result);
+            sink.put(result)?;
+            printed += 1;
+        }
+        unflushed |= printed > 0;
+        let finished = {
+            let mut state = shared.lock();
+            if printed > 0 {
+                state.printed += printed;
+                shared.printed.store(state.printed, Ordering::Release);
+                if state.feeder_waiting {
+                    shared.feeder_cv.notify_one();
                 }
-            };
-            work.run(&mut claims, &mut post);
-            if shared.sharers.fetch_sub(1, Ordering::AcqRel) == 1 {
-                in_flight.fetch_sub(1, Ordering::AcqRel);
             }
-        });
-    }
-}
-
-/// One batch, shared by the jobs that work on it.
-struct SharedBatch<T> {
-    items: Mutex<std::vec::IntoIter<(u64, T)>>,
-    /// Jobs still working on this batch.
-    sharers: AtomicUsize,
-    /// Items each job may hold at once before the others had their share: the batch's
-    /// length divided among its jobs, rounded up.
-    share: usize,
-}
-
-/// One job's view of a shared batch.
-struct Claim<'a, T> {
-    batch: &'a SharedBatch<T>,
-    cancelled: &'a AtomicBool,
-}
-
-impl<T> Claims<T> for Claim<'_, T> {
-    fn next(&mut self) -> Option<(u64, T)> {
-        if self.cancelled.load(Ordering::Relaxed) {
-            return None;
+            fed = state.fed;
+            state.feeding_done && state.printed == state.fed
+        };
+        if finished {
+            return Ok(Completion::Finished);
         }
-        self.batch
-            .items
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .next()
-    }
-
-    fn fair_to_take(&self, held: usize) -> bool {
-        held < self.batch.share
-    }
-
-    fn cancelled(&self) -> bool {
-        self.cancelled.load(Ordering::Relaxed)
+        // Nothing arrived for a while: a slow file holds the output. What is printed must
+        // reach a pipe or a file now, not when the buffer fills.
+        if waited && unflushed {
+            sink.flush()?;
+            unflushed = false;
+        }
+        if waited && shared.watched.load(Ordering::Relaxed) {
+            io::watch_stalls(shared);
+        }
     }
 }
 
@@ -426,7 +378,10 @@ impl<R> Default for Reorder<R> {
 
 impl<R> Reorder<R> {
     fn insert(&mut self, seq: u64, result: R) {
-        let index = (seq - self.next) as usize;
+        let Some(index) = seq.checked_sub(self.next) else {
+            return;
+        };
+        let index = index as usize;
         if index >= self.slots.len() {
             self.slots.resize_with(index + 1, || None);
         }
@@ -439,154 +394,12 @@ impl<R> Reorder<R> {
         self.next + (offset + missing.unwrap_or(self.slots.len().saturating_sub(offset))) as u64
     }
 
-    /// The result to sleep until, once `dispatched` items are out. Wake up for a good
-    /// handful of results, not for each one: a result `ahead` past the next one arrives about
-    /// when the ones before it are in, as workers go through batches in order. Only for one
-    /// not received and already dispatched; else for the next one the sink needs. At worst
-    /// the wait ends after [`POLL`].
-    fn wake_at(&self, ahead: usize, dispatched: u64) -> u64 {
-        let ahead = self.first_missing_from(ahead);
-        if ahead < dispatched { ahead } else { self.next }
-    }
-
     fn pop_ready(&mut self) -> Option<R> {
         if let Some(Some(_)) = self.slots.front() {
             self.next += 1;
             self.slots.pop_front().flatten()
         } else {
             None
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn pool(threads: usize) -> ThreadPool {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap()
-    }
-
-    fn collect(threads: usize, tuning: Tuning, n: u64) -> Vec<u64> {
-        let mut out = Vec::new();
-        let work = |i: u64| {
-            // Uneven work, so results finish out of order.
-            if i.is_multiple_of(7) {
-                std::thread::sleep(std::time::Duration::from_micros(200));
-            }
-            i * 3
-        };
-        let completion =
-            run_ordered::<_, _, (), _, _, _>(&pool(threads), tuning, 0..n, Each(work), |r| {
-                out.push(r);
-                Ok(())
-            });
-        assert_eq!(completion, Ok(Completion::Finished));
-        out
-    }
-
-    #[test]
-    fn results_come_back_in_input_order() {
-        let want: Vec<u64> = (0..1000).map(|i| i * 3).collect();
-        for threads in [1, 2, 8] {
-            assert_eq!(collect(threads, Tuning::default(), 1000), want);
-        }
-    }
-
-    #[test]
-    fn sink_error_stops_the_run() {
-        let mut seen = 0;
-        let tuning = Tuning {
-            batch_size: 4,
-            window: 8,
-            ..Tuning::default()
-        };
-        let result = run_ordered(&pool(2), tuning, 0..u64::MAX, Each(|i| i), |_| {
-            seen += 1;
-            if seen == 100 { Err("closed") } else { Ok(()) }
-        });
-        assert_eq!(result, Err("closed"));
-        assert_eq!(seen, 100);
-    }
-
-    #[test]
-    fn in_flight_items_never_exceed_the_window() {
-        let started = AtomicUsize::new(0);
-        let mut printed = 0usize;
-        let tuning = Tuning {
-            batch_size: 8,
-            window: 32,
-            ..Tuning::default()
-        };
-        let work = |_: u64| started.fetch_add(1, Ordering::SeqCst);
-        run_ordered::<_, _, (), _, _, _>(&pool(4), tuning, 0..5000, Each(work), |_| {
-            printed += 1;
-            assert!(started.load(Ordering::SeqCst) <= printed - 1 + 32);
-            Ok(())
-        })
-        .unwrap();
-        assert_eq!(printed, 5000);
-    }
-
-    /// A job that holds items as long as its share allows, then posts them all.
-    struct Hoarder<'a> {
-        most_held: &'a AtomicUsize,
-    }
-
-    impl Job<u64, u64> for Hoarder<'_> {
-        fn run(&self, claims: &mut dyn Claims<u64>, post: &mut dyn FnMut(u64, u64)) {
-            let mut held = Vec::new();
-            loop {
-                while held.is_empty() || claims.fair_to_take(held.len()) {
-                    match claims.next() {
-                        Some(item) => held.push(item),
-                        None => break,
-                    }
-                }
-                if held.is_empty() {
-                    return;
-                }
-                self.most_held.fetch_max(held.len(), Ordering::SeqCst);
-                for (seq, item) in held.drain(..) {
-                    post(seq, item);
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn a_job_takes_no_more_than_its_share_of_a_small_batch() {
-        // Four items, two workers with four lanes: one batch, shared two and two.
-        let most_held = AtomicUsize::new(0);
-        let tuning = Tuning {
-            lanes: 4,
-            ..Tuning::default()
-        };
-        let mut out = Vec::new();
-        let job = Hoarder {
-            most_held: &most_held,
-        };
-        run_ordered::<_, _, (), _, _, _>(&pool(2), tuning, 0..4, job, |r| {
-            out.push(r);
-            Ok(())
-        })
-        .unwrap();
-        assert_eq!(out, vec![0, 1, 2, 3]);
-        assert_eq!(most_held.load(Ordering::SeqCst), 2);
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(24))]
-        #[test]
-        fn order_holds_for_any_threads_batch_and_window(
-            threads in 1usize..6, batch_size in 1usize..50, window in 0usize..200, n in 0u64..400
-        ) {
-            let want: Vec<u64> = (0..n).map(|i| i * 3).collect();
-            prop_assert_eq!(collect(threads, Tuning { batch_size, window, lanes: 1 }, n), want);
         }
     }
 }

@@ -48,6 +48,8 @@ pub enum Source {
         path: PathBuf,
         /// The open directory that holds it.
         dir: Arc<DirHandle>,
+        /// Its inode number, as the directory listing gave it (to read in inode order).
+        ino: u64,
     },
     /// Standard input, printed as `-`.
     Stdin,
@@ -67,13 +69,21 @@ impl Source {
     pub fn stat(&self) -> Option<io::Result<Stat>> {
         let stat = match self {
             Source::Path(path) => rustix::fs::stat(path),
-            Source::InDir { path, dir } => {
+            Source::InDir { path, dir, .. } => {
                 let name = path.file_name().unwrap_or(std::ffi::OsStr::new("."));
                 rustix::fs::statat(&**dir, name, AtFlags::empty())
             }
             Source::Stdin => return None,
         };
         Some(stat.map_err(io::Error::from))
+    }
+
+    /// The inode number the directory listing gave, if the source came from a walk.
+    pub fn ino(&self) -> Option<u64> {
+        match self {
+            Source::InDir { ino, .. } => Some(*ino),
+            Source::Path(_) | Source::Stdin => None,
+        }
     }
 
     /// The name this source is printed under, taken.

@@ -138,7 +138,7 @@ struct OpenDir {
 /// memory is bounded by the depth of the tree and the size of the largest directory, never by
 /// the number of files.
 pub struct Walk {
-    inputs: Box<dyn Iterator<Item = Input>>,
+    inputs: Box<dyn Iterator<Item = Input> + Send>,
     current: Option<walkdir::IntoIter>,
     /// The argument being walked, to make paths relative for `--exclude`.
     root: PathBuf,
@@ -149,7 +149,7 @@ pub struct Walk {
 
 impl Walk {
     /// Walks `inputs` in order.
-    pub fn new(inputs: impl Iterator<Item = Input> + 'static, options: WalkOptions) -> Walk {
+    pub fn new(inputs: impl Iterator<Item = Input> + Send + 'static, options: WalkOptions) -> Walk {
         Walk {
             inputs: Box::new(inputs),
             current: None,
@@ -266,6 +266,7 @@ impl Iterator for Walk {
                             return Some(Entry::Skipped(Skip::Excluded));
                         }
                         return Some(if kind.is_file() {
+                            let ino = walkdir::DirEntryExt::ino(&entry);
                             let path = entry.into_path();
                             if path.as_os_str().len() >= PATH_MAX {
                                 // Reachable here through an open directory, but no tool that
@@ -275,7 +276,7 @@ impl Iterator for Walk {
                                 return Some(Entry::Failed(Failure::new(path, too_long)));
                             }
                             match self.parent_handle(depth, &path) {
-                                Some(dir) => Entry::Hash(Source::InDir { path, dir }),
+                                Some(dir) => Entry::Hash(Source::InDir { path, dir, ino }),
                                 None => Entry::Hash(Source::Path(path)),
                             }
                         } else if kind.is_symlink() {
@@ -317,8 +318,11 @@ fn walk_failure(err: walkdir::Error) -> Failure {
 /// record with `null` (as `find -print0` writes them). Read as a stream, record by record.
 /// Empty records are ignored; a line keeps every byte but its newline, so names with spaces,
 /// tabs or a carriage return at the end come through unchanged.
-pub fn list_inputs(list: &Path, null: bool) -> io::Result<impl Iterator<Item = Input> + 'static> {
-    let reader: Box<dyn io::Read> = if list.as_os_str() == "-" {
+pub fn list_inputs(
+    list: &Path,
+    null: bool,
+) -> io::Result<impl Iterator<Item = Input> + Send + 'static> {
+    let reader: Box<dyn io::Read + Send> = if list.as_os_str() == "-" {
         Box::new(io::stdin())
     } else {
         Box::new(fs::File::open(list)?)

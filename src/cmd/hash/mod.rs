@@ -14,16 +14,17 @@ pub mod update;
 
 use std::fs;
 use std::io::{self, BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
 
 use crate::config::{Config, Format, HashConfig, UpdateConfig};
 use crate::digest::Algorithm;
-use crate::engine::lanes::{HashJob, Plan};
 use crate::engine::load::load_manifest;
-use crate::engine::pool::{self, Completion};
-use crate::engine::read::{HashOptions, Hashed, Hashing};
+use crate::engine::policy::{self, IoPolicy};
+use crate::engine::pool::{self, Completion, Engine, Plan, Sink};
+use crate::engine::read::{Hashed, Hashing};
 use crate::engine::walk::{Entry, Input, Skip, Walk, WalkOptions, list_inputs};
 use crate::format::json;
 use crate::format::line::{LineFormat, format_line, path_bytes};
@@ -46,7 +47,7 @@ enum Outcome {
 }
 
 /// The stream of inputs of a run: the arguments, then the `--files-from` list.
-fn inputs(hash: &HashConfig) -> anyhow::Result<Box<dyn Iterator<Item = Input>>> {
+fn inputs(hash: &HashConfig) -> anyhow::Result<Box<dyn Iterator<Item = Input> + Send>> {
     let args = hash.inputs.clone().into_iter().map(Ok);
     Ok(match &hash.files_from {
         Some(from) => {
@@ -110,13 +111,7 @@ pub fn run(
     if let Some(atomic) = &atomic {
         options.skip.extend(atomic.identities());
     }
-    let updater = match (&hash.update, &atomic) {
-        (Some(update), Some(atomic)) => Some(read_old_manifest(hash, update, atomic, pool)?),
-        _ => None,
-    };
-    if let Some(updater) = &updater {
-        warn_bad_lines(updater, hash, err);
-    }
+    let updater = read_old_manifest(hash, atomic.as_ref(), pool, err)?;
     let mut file_out = atomic
         .as_ref()
         .map(|a| BufWriter::with_capacity(64 * 1024, a.temp.as_file()));
@@ -134,7 +129,19 @@ pub fn run(
         counts: UpdateCounts::default(),
         line: Vec::with_capacity(512),
     };
-    let printed = hash_all(config, walk, &options, updater.as_ref(), pool, &mut printer);
+    let engine = Engine {
+        pool,
+        tuning: config.tuning,
+        io: io_policy(config, hash),
+        skip: options.skip.clone(),
+    };
+    let printed = hash_all(
+        &engine,
+        walk,
+        options.algorithm,
+        updater.as_ref(),
+        &mut printer,
+    );
     let mut counts = printer.counts;
     if let Some(updater) = &updater {
         counts.dropped = (updater.manifest().len() as u64).saturating_sub(printer.listed_seen());
@@ -154,7 +161,7 @@ pub fn run(
         let written = write_json_summary(*json, &report, update, seconds);
         match written {
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe && hash.update.is_some() => {}
-            written => written.with_context(|| sink_name(hash, Some(Sink::Json)))?,
+            written => written.with_context(|| sink_name(hash, Some(Destination::Json)))?,
         }
     }
     drop(printer);
@@ -163,8 +170,15 @@ pub fn run(
     if let Some(atomic) = atomic {
         atomic.commit()?;
     }
-    write_end_messages(err, &report, update, hash.verbose, started);
+    let verbose = hash.verbose.then_some((started, engine.io.reason.as_str()));
+    write_end_messages(err, &report, update, verbose);
     Ok(report)
+}
+
+/// How to read: from the device of the first input, and the command line.
+fn io_policy(config: &Config, hash: &HashConfig) -> IoPolicy {
+    let probe = hash.inputs.first().map_or(Path::new("."), PathBuf::as_path);
+    policy::for_path(probe, config.io.readers, config.io.stall_timeout)
 }
 
 /// Where checksum lines go (with their format), and where JSON objects go: stdout, or the
@@ -205,13 +219,13 @@ fn write_json_summary(
     json.flush()
 }
 
-/// What stderr says at the end: the failure summary, corruption, and with `-v` the counts.
+/// What stderr says at the end: the failure summary, corruption, and with `-v` (given the
+/// start of the run and how it read) the counts.
 fn write_end_messages(
     err: &mut dyn Write,
     report: &Report,
     update: Option<UpdateCounts>,
-    verbose: bool,
-    started: Instant,
+    verbose: Option<(Instant, &str)>,
 ) {
     report.write_summary(err);
     if report.corrupt > 0 {
@@ -226,11 +240,12 @@ fn write_end_messages(
             "{PROGRAM}: WARNING: {n} {files} {are} corrupt: bytes changed under an unchanged size, time and inode"
         );
     }
-    if verbose {
+    if let Some((started, io)) = verbose {
         if let Some(counts) = &update {
             write_update_verbose(err, counts);
         }
         report.write_verbose(err, started.elapsed());
+        let _ = writeln!(err, "{PROGRAM}: I/O: {io}");
     }
 }
 
@@ -238,10 +253,13 @@ fn write_end_messages(
 /// decisions. The scan starts now, as the clock and the manifest's file system tell it.
 fn read_old_manifest(
     hash: &HashConfig,
-    update: &UpdateConfig,
-    atomic: &AtomicOutput,
+    atomic: Option<&AtomicOutput>,
     pool: &rayon::ThreadPool,
-) -> anyhow::Result<Updater> {
+    err: &mut dyn Write,
+) -> anyhow::Result<Option<Updater>> {
+    let (Some(update), Some(atomic)) = (&hash.update, atomic) else {
+        return Ok(None);
+    };
     let name = || update.manifest.display().to_string();
     let scan = Scan::begin(atomic.created());
     let algorithm = hash.hash.algorithm;
@@ -250,13 +268,15 @@ fn read_old_manifest(
         Err(e) if e.kind() == io::ErrorKind::NotFound => Manifest::empty(algorithm),
         Err(e) => return Err(e).with_context(name),
     };
-    Ok(Updater::new(manifest, update.scrub, scan, update.lines))
+    let updater = Updater::new(manifest, update.scrub, scan, update.lines);
+    warn_bad_lines(&updater, update, err);
+    Ok(Some(updater))
 }
 
 /// Says how many lines of the old manifest could not be read (their files are hashed anew).
-fn warn_bad_lines(updater: &Updater, hash: &HashConfig, err: &mut dyn Write) {
+fn warn_bad_lines(updater: &Updater, update: &UpdateConfig, err: &mut dyn Write) {
     let n = updater.manifest().bad_lines();
-    if let (true, Some(update)) = (n > 0, &hash.update) {
+    if n > 0 {
         let lines = if n == 1 { "line is" } else { "lines are" };
         let _ = writeln!(
             err,
@@ -290,20 +310,20 @@ type LineSink<'a> = (LineFormat, &'a mut dyn Write);
 
 /// Where output goes, to name it in an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Sink {
+enum Destination {
     Lines,
     Json,
 }
 
 /// How the destination that failed is named in messages.
-fn sink_name(hash: &HashConfig, sink: Option<Sink>) -> String {
+fn sink_name(hash: &HashConfig, sink: Option<Destination>) -> String {
     let file = match (&hash.update, &hash.output) {
         (Some(update), _) => Some(&update.manifest),
         (None, Some(output)) => Some(output),
         (None, None) => None,
     };
     let to_stdout = match sink {
-        Some(Sink::Json) => hash.update.is_some() || file.is_none(),
+        Some(Destination::Json) => hash.update.is_some() || file.is_none(),
         _ => file.is_none(),
     };
     match file {
@@ -314,14 +334,12 @@ fn sink_name(hash: &HashConfig, sink: Option<Sink>) -> String {
 
 /// The pipeline itself: walk, hash, write in order.
 fn hash_all(
-    config: &Config,
+    engine: &Engine<'_>,
     walk: Walk,
-    options: &HashOptions,
+    algorithm: Algorithm,
     updater: Option<&Updater>,
-    pool: &rayon::ThreadPool,
     printer: &mut Printer,
 ) -> io::Result<Report> {
-    let algorithm = options.algorithm;
     let plan = |entry: Entry| match entry {
         Entry::Hash(source) => match updater {
             Some(updater) => {
@@ -354,10 +372,7 @@ fn hash_all(
         Entry::Failed(failure) => Plan::Done(Outcome::Failed(failure)),
         Entry::Skipped(skip) => Plan::Done(Outcome::Skipped(skip)),
     };
-    let work = HashJob::new(plan, &options.skip, config.tuning.lanes);
-    let printed = pool::run_ordered(pool, config.tuning, walk, work, |outcome| {
-        printer.print(outcome)
-    });
+    let printed = pool::run(engine, walk, plan, printer);
     let mut report = std::mem::take(&mut printer.report);
     match printed.and_then(|completion| printer.flush().map(|()| completion)) {
         Ok(Completion::Finished) => {}
@@ -379,7 +394,7 @@ struct Printer<'a> {
     /// Where JSON objects go.
     json: Option<&'a mut dyn Write>,
     /// The output whose write failed, to name it.
-    failed_sink: Option<Sink>,
+    failed_sink: Option<Destination>,
     err: ProgressStderr<'a>,
     progress: &'a Progress,
     report: Report,
@@ -387,6 +402,18 @@ struct Printer<'a> {
     counts: UpdateCounts,
     /// The line being written, reused.
     line: Vec<u8>,
+}
+
+impl Sink<Outcome> for Printer<'_> {
+    type Error = io::Error;
+
+    fn put(&mut self, outcome: Outcome) -> io::Result<()> {
+        self.print(outcome)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Printer::flush(self)
+    }
 }
 
 impl Printer<'_> {
@@ -402,7 +429,7 @@ impl Printer<'_> {
                 if let Some(json) = &mut self.json {
                     let (kind, message) = (failure.reason.kind(), failure.reason.to_string());
                     json::write_failure(*json, &failure.path, kind, message)
-                        .inspect_err(|_| self.failed_sink = Some(Sink::Json))?;
+                        .inspect_err(|_| self.failed_sink = Some(Destination::Json))?;
                 }
                 self.progress.advance(0);
             }
@@ -419,7 +446,7 @@ impl Printer<'_> {
             let name = path_bytes(&hashed.name);
             format_line(&mut self.line, format, hashed.digest.as_bytes(), name);
             out.write_all(&self.line)
-                .inspect_err(|_| self.failed_sink = Some(Sink::Lines))?;
+                .inspect_err(|_| self.failed_sink = Some(Destination::Lines))?;
         }
         if let Some(json) = &mut self.json {
             json::write_file(
@@ -429,7 +456,7 @@ impl Printer<'_> {
                 &hashed.digest,
                 hashed.bytes,
             )
-            .inspect_err(|_| self.failed_sink = Some(Sink::Json))?;
+            .inspect_err(|_| self.failed_sink = Some(Destination::Json))?;
         }
         self.report.hashed += 1;
         self.report.bytes += hashed.bytes;
@@ -441,7 +468,7 @@ impl Printer<'_> {
     fn print_updated(&mut self, updated: &Updated) -> io::Result<()> {
         if let Some((_, out)) = &mut self.lines {
             out.write_all(&updated.text)
-                .inspect_err(|_| self.failed_sink = Some(Sink::Lines))?;
+                .inspect_err(|_| self.failed_sink = Some(Destination::Lines))?;
         }
         if let Some(json) = &mut self.json {
             let status = updated.status.word();
@@ -454,7 +481,7 @@ impl Printer<'_> {
                 found: updated.found.as_ref(),
             };
             json::write_updated(*json, &file)
-                .inspect_err(|_| self.failed_sink = Some(Sink::Json))?;
+                .inspect_err(|_| self.failed_sink = Some(Destination::Json))?;
         }
         if updated.status == Status::Corrupt {
             self.flush()?;
@@ -483,11 +510,11 @@ impl Printer<'_> {
     fn flush(&mut self) -> io::Result<()> {
         if let Some((_, out)) = &mut self.lines {
             out.flush()
-                .inspect_err(|_| self.failed_sink = Some(Sink::Lines))?;
+                .inspect_err(|_| self.failed_sink = Some(Destination::Lines))?;
         }
         if let Some(json) = &mut self.json {
             json.flush()
-                .inspect_err(|_| self.failed_sink = Some(Sink::Json))?;
+                .inspect_err(|_| self.failed_sink = Some(Destination::Json))?;
         }
         Ok(())
     }

@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""A FUSE passthrough with a delay on every open and every read: network-like storage for
+sumpool's tests and benchmarks.
+
+    fuse_delay.py SOURCE MOUNTPOINT [--open-ms MS] [--read-ms MS] [--hang GLOB]...
+                  [--threads N] [--ready FILE]
+
+Serves SOURCE at MOUNTPOINT (in the foreground; unmount with `umount MOUNTPOINT` or stop the
+process with SIGTERM). Every open waits --open-ms and every read --read-ms milliseconds before
+it is served, as a request to a distant server would; listings and stats are not delayed.
+A read of a file whose path (relative to SOURCE) matches a --hang glob never returns, as on a
+dead NFS server or a stuck FUSE daemon. --ready FILE is created once the file system is
+mounted.
+
+libfuse's multithreaded loop serves requests on at most --threads threads at once (libfuse's
+own default is 10, which would make the harness the bottleneck of any reader that keeps more
+requests in flight); the default here is 256. The kernel's page cache is dropped at every
+open (no keep_cache), so every run pays the delays.
+
+Needs root (or fusermount3), /dev/fuse, libfuse3, and `pip install mfusepy`.
+"""
+
+import argparse
+import errno
+import fnmatch
+import os
+import signal
+import sys
+import threading
+import time
+
+import mfusepy as fuse
+
+
+class Delayed(fuse.Operations):
+    use_ns = True
+
+    def __init__(self, source, open_s, read_s, hang):
+        self.source = os.path.realpath(source)
+        self.open_s = open_s
+        self.read_s = read_s
+        self.hang = hang
+        self.never = threading.Event()
+
+    def _real(self, path):
+        return os.path.join(self.source, path.lstrip("/"))
+
+    def getattr(self, path, fh=None):
+        try:
+            st = os.lstat(self._real(path))
+        except OSError as e:
+            raise fuse.FuseOSError(e.errno)
+        keys = ("st_mode", "st_nlink", "st_uid", "st_gid", "st_size", "st_ino",
+                "st_atime_ns", "st_mtime_ns", "st_ctime_ns")
+        attrs = {k: getattr(st, k) for k in keys}
+        for k in ("st_atime", "st_mtime", "st_ctime"):
+            attrs[k] = attrs.pop(k + "_ns")
+        return attrs
+
+    def readdir(self, path, fh):
+        return [".", ".."] + os.listdir(self._real(path))
+
+    def readlink(self, path):
+        return os.readlink(self._real(path))
+
+    def open(self, path, flags):
+        time.sleep(self.open_s)
+        try:
+            return os.open(self._real(path), flags)
+        except OSError as e:
+            raise fuse.FuseOSError(e.errno)
+
+    def read(self, path, size, offset, fh):
+        if any(fnmatch.fnmatch(path.lstrip("/"), pattern) for pattern in self.hang):
+            self.never.wait()
+        time.sleep(self.read_s)
+        return os.pread(fh, size, offset)
+
+    def release(self, path, fh):
+        os.close(fh)
+        return 0
+
+    def statfs(self, path):
+        st = os.statvfs(self.source)
+        return {k: getattr(st, k) for k in (
+            "f_bavail", "f_bfree", "f_blocks", "f_bsize", "f_favail", "f_ffree",
+            "f_files", "f_flag", "f_frsize", "f_namemax")}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("source")
+    parser.add_argument("mountpoint")
+    parser.add_argument("--open-ms", type=float, default=10.0)
+    parser.add_argument("--read-ms", type=float, default=10.0)
+    parser.add_argument("--hang", action="append", default=[])
+    parser.add_argument("--threads", type=int, default=256)
+    parser.add_argument("--ready")
+    args = parser.parse_args()
+
+    if args.ready:
+        # Created by a thread once the mount point answers as a mount.
+        def announce():
+            while not os.path.ismount(args.mountpoint):
+                time.sleep(0.01)
+            open(args.ready, "w").close()
+        threading.Thread(target=announce, daemon=True).start()
+
+    # SIGTERM unmounts cleanly, like Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
+    ops = Delayed(args.source, args.open_ms / 1000, args.read_ms / 1000, args.hang)
+    fuse.FUSE(ops, args.mountpoint, foreground=True, nothreads=False,
+              max_threads=args.threads, fsname="sumpool-delay")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

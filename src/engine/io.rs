@@ -1,0 +1,841 @@
+//! The readers: the threads that open and read files, so that many requests are in flight
+//! while the cores hash.
+//!
+//! A thread pool of readers, rather than io_uring: a reader blocked in `open` (an inode to
+//! read from a cold disk, a round trip to a file server) costs a thread, not a core, and the
+//! kernel already keeps every blocked reader's request in flight; `benches/cold.sh` measures
+//! sumpool's readers against `xargs -P64 cat`, the same number of requests in flight through
+//! the kernel's own paths, so what an io_uring ring could still gain is the per-request
+//! system-call cost, a few percent of a cold read. Threads also degrade well: a read stuck
+//! forever holds one reader, which the stall watchdog replaces, where a ring would hold its
+//! slot. See the README's Performance section for the figures.
+//!
+//! What a reader does with one request (`pool::Request`), in the order the device policy
+//! says (walk order; inode order on a spinning disk):
+//!
+//! - if the command recorded a state for the file (`hash --update`), a stat first: the same
+//!   state means the file is not opened at all;
+//! - open it and take its status (a skipped file, the manifest being written, ends here);
+//! - a regular file smaller than [`LANE_MIN`] (and standard input, FIFOs and devices named on
+//!   the command line): read and hash it here, one block at a time;
+//! - a regular file up to [`WHOLE_MAX`]: read it whole into a buffer of the [`BufferPool`],
+//!   check that it did not change while read, and hand it to the hashing workers;
+//! - a larger one: tell the kernel to start reading it (`posix_fadvise`), and hand the open
+//!   file to the workers; once a worker starts it, readers produce its chunks, a few
+//!   megabytes ahead: mapped windows on a local file system (the pages are faulted in here,
+//!   not on the hashing core), buffers read with `pread` elsewhere (a page fault on a network
+//!   file system could stall a worker).
+//!
+//! Every reader finishes the items it can (`Shared::finish`); what it hands over, the workers
+//! finish.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{self as stdio, Read};
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use rustix::fs::{Advice, FileType, Stat};
+
+use crate::digest::{Algorithm, Hasher};
+use crate::engine::lanes::hash_wholes;
+use crate::engine::mapped::{WINDOW, Window};
+use crate::engine::policy::ReadOrder;
+use crate::engine::read::{
+    Digested, Hashing, Opened, changed, fstat, open_source, outcome, regular_state, unchanged,
+};
+use crate::engine::shared::{
+    Buffer, CHUNKS_AHEAD, Chunk, Outbox, POLL, Reader, Ready, ReadyKind, Request, Shared, State,
+};
+use crate::engine::source::Source;
+use crate::report::{Failure, Reason};
+use crate::signals;
+
+/// Regular files smaller than this are hashed by the reader that read them: a block or two
+/// leaves nothing to interleave, and handing them over would cost more than hashing them.
+/// Measured on 2 cores, warm cache: 100,000 files of 4 KiB took 0.43 s in lanes and 0.49 s
+/// without; 200,000 files of 0 to 100 bytes took the same either way.
+pub const LANE_MIN: u64 = 1 << 10;
+
+/// Regular files up to this size are read whole by a reader; larger ones are streamed in
+/// chunks. One read of a whole 1 MiB file keeps a megabyte request in flight per reader.
+pub const WHOLE_MAX: u64 = 1 << 20;
+
+/// Bytes of files read whole, in flight at once (read, waiting for a worker, or in a lane).
+/// With four lanes on two cores, eight 1 MiB files keep every lane full; more would only
+/// raise the resident set (the target is 32 MiB in all). Files beyond it are already being
+/// read ahead by the kernel, told by `posix_fadvise`, which costs no memory of ours.
+pub const WHOLE_BUDGET: usize = 10 << 20;
+
+/// Bytes of a large file the kernel is asked to read ahead when it is opened, and ahead of
+/// each chunk while it is streamed.
+const READ_AHEAD: u64 = 8 << 20;
+
+/// Bytes of a chunk read with `pread` (where chunks are not mapped).
+const READ_CHUNK: usize = 1 << 20;
+
+/// The block buffer of a reader, for what it hashes itself.
+const BLOCK: usize = 64 << 10;
+
+/// Starts reader number `index`. Not joined: a reader stuck in the kernel must not hold the
+/// run, and each one leaves when the run is over.
+pub(crate) fn spawn_reader<R: Send + 'static>(shared: Arc<Shared<R>>, index: usize) {
+    let reader = Arc::clone(&shared);
+    let spawned = std::thread::Builder::new()
+        .name(format!("sumpool-reader-{index}"))
+        .stack_size(256 << 10)
+        .spawn(move || {
+            let shared = reader;
+            // SAFETY: pthread_self has no preconditions.
+            let me = unsafe { libc::pthread_self() };
+            if let Some(slot) = shared.lock().readers.get_mut(index) {
+                slot.thread = Some(me);
+            }
+            read_requests(&shared, index);
+        });
+    // Without this reader the others do its share; with none, the run still ends (the
+    // calling thread sees no progress and the requests fail below).
+    if spawned.is_err() {
+        let mut state = shared.lock();
+        if state.readers.iter().all(|r| r.thread.is_none()) {
+            let requests: Vec<Request> = state.requests.drain(..).collect();
+            drop(state);
+            for request in requests {
+                let name = request.source.into_name();
+                let error = stdio::Error::other("cannot start a reader thread");
+                shared.finish(request.seq, Err(Failure::new(name, error)));
+            }
+        }
+    }
+}
+
+/// What a reader takes from the shared state.
+enum Work {
+    /// Hash the files it holds: nothing else to do now.
+    Flush,
+    /// Produce the next chunk of the stream of item `seq`.
+    Chunk(u64),
+    /// Open and prepare these files.
+    Requests(Vec<Request>),
+}
+
+/// What one reader is, and what it holds.
+struct ReaderSelf<'a, R> {
+    index: usize,
+    /// Whether it always takes requests (else only while reads wait on storage).
+    core: bool,
+    /// Files read whole, held until a lane's worth is there (across batches: the queue may
+    /// hand out one request at a time), then hashed here together.
+    whole: Vec<Ready>,
+    outbox: Outbox<'a, R>,
+}
+
+fn read_requests<R: Send + 'static>(shared: &Shared<R>, index: usize) {
+    let core = core_readers(shared);
+    let lanes = shared
+        .tuning
+        .lanes
+        .clamp(1, crate::engine::multibuf::MAX_LANES);
+    let mut me = ReaderSelf {
+        index,
+        core: index < core,
+        whole: Vec::with_capacity(lanes),
+        outbox: Outbox::new(shared),
+    };
+    loop {
+        let Some(work) = next_work(shared, &mut me, core) else {
+            return;
+        };
+        match work {
+            Work::Flush => {
+                hash_wholes(&mut me.outbox, std::mem::take(&mut me.whole));
+                me.outbox.flush();
+            }
+            Work::Chunk(seq) => {
+                mark_busy(shared, index, || (seq, std::path::PathBuf::new(), true));
+                produce_chunk(shared, seq);
+            }
+            Work::Requests(requests) => {
+                for request in requests {
+                    let busy = || (request.seq, request.source.name().to_path_buf(), false);
+                    if !mark_busy(shared, index, busy) {
+                        return;
+                    }
+                    // A stream waiting for its next chunk comes before the rest of the batch
+                    // (when no extra reader is there to produce it).
+                    if me.core && shared.io.readers <= core {
+                        produce_wanted_chunks(shared);
+                    }
+                    let misses = shared.misses.load(Ordering::Relaxed);
+                    if let Some(ready) = prepare(shared, request, &mut me.whole, &mut me.outbox) {
+                        me.whole.push(ready);
+                    }
+                    // That read waited on storage: the next may too, so what is done goes
+                    // out now.
+                    if shared.misses.load(Ordering::Relaxed) != misses {
+                        me.outbox.immediate = true;
+                        me.outbox.flush();
+                    }
+                    if me.whole.len() >= lanes {
+                        hash_wholes(&mut me.outbox, std::mem::take(&mut me.whole));
+                    }
+                }
+            }
+        }
+        if !mark_idle(shared, index) {
+            return;
+        }
+    }
+}
+
+/// Waits for the next thing for reader `me` to do; `None` when it must leave.
+fn next_work<R>(shared: &Shared<R>, me: &mut ReaderSelf<'_, R>, core: usize) -> Option<Work> {
+    let readers = shared.io.readers.max(1);
+    let batch = shared.tuning.batch_size.max(1);
+    let mut state = shared.lock();
+    loop {
+        if state.finished || state.readers.get(me.index).is_none_or(|r| r.abandoned) {
+            return None;
+        }
+        let slow = state.slow_until.is_some_and(|until| Instant::now() < until);
+        if !state.cancelled {
+            if let Some(seq) = stream_wanting_chunk(&mut state) {
+                return Some(Work::Chunk(seq));
+            }
+            if !state.requests.is_empty() && (me.core || slow) {
+                // No more than a fair share of what is queued, so that every active reader
+                // has something in flight.
+                let active = if slow { readers } else { core };
+                let share = state.requests.len().div_ceil(active).clamp(1, batch);
+                let taken = take_requests(&mut state.requests, share, shared.io.order);
+                shared.queued.store(state.requests.len(), Ordering::Relaxed);
+                return Some(Work::Requests(taken));
+            }
+        }
+        // Before sleeping: the files held for lanes are hashed now, results held are posted,
+        // and files read and not yet taken must not wait for the next one.
+        if (!me.whole.is_empty() || me.outbox.holds()) && !state.cancelled {
+            return Some(Work::Flush);
+        }
+        // While reads wait on storage, each result goes out as soon as it exists.
+        me.outbox.immediate = slow;
+        if state.workers_waiting > 0 && !(state.whole.is_empty() && state.large.is_empty()) {
+            shared.workers_cv.notify_one();
+        }
+        let cv = if me.core {
+            &shared.readers_cv
+        } else {
+            &shared.extra_cv
+        };
+        // A few requests queued, not yet worth a wake-up: a reader that always takes requests
+        // looks again soon anyway, in case the input is slow to bring more. The extra readers
+        // are woken when they are wanted.
+        let nap = if me.core && !state.requests.is_empty() {
+            NAP
+        } else {
+            POLL
+        };
+        state.readers_waiting += usize::from(me.core);
+        state = cv
+            .wait_timeout(state, nap)
+            .map(|(state, _)| state)
+            .unwrap_or_else(|poisoned| poisoned.into_inner().0);
+        state.readers_waiting -= usize::from(me.core);
+    }
+}
+
+/// How long the extra readers stay in after the last read that had to wait on storage.
+const SLOW_HOLD: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Readers that always take requests: as many as there are cores (at least two); on a
+/// network file system, all of them. The others take requests only while reads wait on
+/// storage.
+///
+/// Reads from the page cache are CPU work: more threads than cores only switch between
+/// themselves (a warm tree of 100,000 files of 4 KiB took 0.35 s with two readers and over a
+/// second with 32 always active, 2.4 context switches per file). Reads from storage wait:
+/// there every reader should have a request in flight. Whether a read waits is asked of the
+/// kernel: each file's first read is tried without waiting (`RWF_NOWAIT`), and a read the
+/// page cache cannot serve at once is a cache miss. [`MISSES_IN_A_ROW`] misses, each within
+/// [`SLOW_HOLD`] of the one before, call the extra readers in; [`SLOW_HOLD`] after the last
+/// one, they go back to sleep. (Timing the reads instead misfires on a busy machine, where a
+/// reader that loses its core looks just like one that waits on a disk.)
+fn core_readers<R>(shared: &Shared<R>) -> usize {
+    if shared.io.network {
+        return shared.io.readers.max(1);
+    }
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    shared.io.readers.clamp(1, cores.max(2))
+}
+
+/// The first read of a file, at offset 0: without waiting on storage where the kernel
+/// allows it, to learn whether the file is in the page cache.
+fn first_read<R>(shared: &Shared<R>, file: &File, buf: &mut [u8]) -> stdio::Result<usize> {
+    if !shared.nowait_unsupported.load(Ordering::Relaxed) {
+        let mut slices = [stdio::IoSliceMut::new(buf)];
+        match rustix::io::preadv2(file, &mut slices, 0, rustix::io::ReadWriteFlags::NOWAIT) {
+            Ok(n) => return Ok(n),
+            Err(rustix::io::Errno::AGAIN) => cache_miss(shared),
+            // No way to ask (a file system or kernel without it): count every file as a
+            // miss, so all readers work, as they must where reads may wait.
+            Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::INVAL) => {
+                shared.nowait_unsupported.store(true, Ordering::Relaxed);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if shared.nowait_unsupported.load(Ordering::Relaxed) {
+        cache_miss(shared);
+    }
+    file.read_at(buf, 0)
+}
+
+/// Counts a read that had to wait on storage; calls in the extra readers after a few.
+fn cache_miss<R>(shared: &Shared<R>) {
+    shared.misses.fetch_add(1, Ordering::Relaxed);
+    let mut state = shared.lock();
+    let now = Instant::now();
+    let recent = state
+        .last_slow
+        .is_some_and(|last| now.duration_since(last) < SLOW_HOLD);
+    state.slow_count = if recent { state.slow_count + 1 } else { 1 };
+    state.last_slow = Some(now);
+    if state.slow_count < MISSES_IN_A_ROW {
+        return;
+    }
+    let was_slow = state.slow_until.is_some_and(|until| now < until);
+    state.slow_until = Some(now + SLOW_HOLD);
+    if !was_slow {
+        shared.extra_cv.notify_all();
+    }
+}
+
+/// How long a reader sleeps with a few requests queued before it takes them anyway.
+const NAP: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// Cache misses in a row that call the extra readers in.
+const MISSES_IN_A_ROW: u32 = 4;
+
+/// Records what reader `index` works on, when a stall timeout watches readers. Returns
+/// `false` if the reader was given up on and must leave.
+fn mark_busy<R>(
+    shared: &Shared<R>,
+    index: usize,
+    busy: impl FnOnce() -> (u64, std::path::PathBuf, bool),
+) -> bool {
+    if !shared.watched.load(Ordering::Relaxed) {
+        return true;
+    }
+    let (seq, name, stream) = busy();
+    let mut state = shared.lock();
+    let Some(slot) = state.readers.get_mut(index) else {
+        return false;
+    };
+    if slot.abandoned {
+        return false;
+    }
+    slot.busy = Some((seq, name, stream, Instant::now()));
+    true
+}
+
+/// Records that reader `index` is between items; `false` if it must leave.
+fn mark_idle<R>(shared: &Shared<R>, index: usize) -> bool {
+    if !shared.watched.load(Ordering::Relaxed) {
+        return true;
+    }
+    let mut state = shared.lock();
+    match state.readers.get_mut(index) {
+        Some(slot) if !slot.abandoned => {
+            slot.busy = None;
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Takes up to `n` requests: the first ones, or on a spinning disk the ones with the
+/// smallest inode numbers among the next few, so the disk's head sweeps rather than seeks
+/// (files of one directory were mostly created in inode order, their data near their
+/// inodes).
+pub(crate) fn take_requests(
+    requests: &mut VecDeque<Request>,
+    n: usize,
+    order: ReadOrder,
+) -> Vec<Request> {
+    match order {
+        ReadOrder::Walk => requests.drain(..n.min(requests.len())).collect(),
+        ReadOrder::Inode { lookahead } => {
+            let mut taken = Vec::with_capacity(n);
+            while taken.len() < n && !requests.is_empty() {
+                let horizon = lookahead.max(1).min(requests.len());
+                let pick = (0..horizon)
+                    .min_by_key(|&i| (requests[i].source.ino().unwrap_or(u64::MAX), i))
+                    .unwrap_or(0);
+                if let Some(request) = requests.remove(pick) {
+                    taken.push(request);
+                }
+            }
+            taken
+        }
+    }
+}
+
+/// Files from this size up are announced to the kernel (`posix_fadvise`) before they are
+/// read: a small file is one block, which the read itself fetches.
+const FADVISE_MIN: u64 = 64 << 10;
+
+/// Opens and prepares one file: see the module header. A file read whole comes back, for the
+/// reader's own lanes.
+fn prepare<R: Send + 'static>(
+    shared: &Shared<R>,
+    request: Request,
+    held: &mut Vec<Ready>,
+    outbox: &mut Outbox<'_, R>,
+) -> Option<Ready> {
+    let Request {
+        seq,
+        source,
+        algorithm,
+        unless,
+    } = request;
+    if let Some(recorded) = unless
+        && unchanged(&source, &recorded)
+    {
+        let name = source.into_name();
+        outbox.finish(
+            seq,
+            Ok(Hashing::Unchanged {
+                name,
+                state: recorded,
+            }),
+        );
+        return None;
+    }
+    // A source named on the command line may be a FIFO, whose open waits for a writer, or
+    // standard input, whose reads may wait for ever: what this reader holds is finished
+    // first, since it comes before in the output.
+    if !matches!(source, Source::InDir { .. }) {
+        hash_wholes(outbox, std::mem::take(held));
+        outbox.flush();
+    }
+    let opened = match open_source(&source, &shared.skip) {
+        Ok(opened) => opened,
+        Err(reason) => {
+            outbox.finish(seq, outcome(source, Err(reason)));
+            return None;
+        }
+    };
+    let (file, before) = match opened {
+        Opened::Skipped => {
+            outbox.finish(seq, Ok(Hashing::Skipped));
+            return None;
+        }
+        Opened::Stdin => {
+            let hashed = hash_stream(&mut stdio::stdin().lock(), algorithm);
+            outbox.finish(seq, outcome(source, hashed.map(Some)));
+            return None;
+        }
+        Opened::File(file, before) => (file, before),
+    };
+    let size = before.st_size as u64;
+    let regular = FileType::from_raw_mode(before.st_mode) == FileType::RegularFile;
+    if !regular {
+        // FIFOs and devices named on the command line: hashed here.
+        let hashed = hash_stream(&mut &file, algorithm);
+        outbox.finish(seq, outcome(source, hashed.map(Some)));
+        return None;
+    }
+    if size < LANE_MIN {
+        // Small files, and /proc files whose size reads 0: hashed here.
+        let hashed = hash_small(shared, &file, &before, algorithm);
+        outbox.finish(seq, outcome(source, hashed.map(Some)));
+        return None;
+    }
+    if size <= WHOLE_MAX {
+        return read_for_lanes(shared, (seq, source, algorithm), file, before, held, outbox);
+    }
+    let ahead = std::num::NonZeroU64::new(size.min(READ_AHEAD));
+    let _ = rustix::fs::fadvise(&file, 0, ahead, Advice::WillNeed);
+    let file = Arc::new(file);
+    hand_over(
+        shared,
+        seq,
+        source,
+        algorithm,
+        ReadyKind::Large { file, before },
+    );
+    None
+}
+
+/// Reads a regular file whole into a buffer of the budget, for this reader's lanes.
+fn read_for_lanes<R: Send + 'static>(
+    shared: &Shared<R>,
+    (seq, source, algorithm): (u64, Source, Algorithm),
+    file: File,
+    before: Stat,
+    held: &mut Vec<Ready>,
+    outbox: &mut Outbox<'_, R>,
+) -> Option<Ready> {
+    let size = before.st_size as u64;
+    if size >= FADVISE_MIN {
+        // Let the kernel start on it now: the wait for room in the budget can overlap.
+        let len = std::num::NonZeroU64::new(size);
+        let _ = rustix::fs::fadvise(&file, 0, len, Advice::WillNeed);
+    }
+    // No room in the budget: the files this reader holds for its lanes are hashed first,
+    // which gives their room back (every reader waiting with full hands would wait forever).
+    let mut data = match shared.buffers.try_acquire(size as usize) {
+        Some(data) => data,
+        None => {
+            hash_wholes(outbox, std::mem::take(held));
+            // `None`: the run was cancelled.
+            shared.buffers.acquire(size as usize)?
+        }
+    };
+    match read_whole(shared, &file, &before, &mut data) {
+        Ok(()) => {
+            let state = regular_state(&before);
+            Some(Ready {
+                seq,
+                name: source.into_name(),
+                algorithm,
+                kind: ReadyKind::Whole { data, state },
+            })
+        }
+        Err(reason) => {
+            outbox.finish(seq, outcome(source, Err(reason)));
+            None
+        }
+    }
+}
+
+/// Queues a prepared file for the hashing workers.
+fn hand_over<R>(
+    shared: &Shared<R>,
+    seq: u64,
+    source: Source,
+    algorithm: Algorithm,
+    kind: ReadyKind,
+) {
+    let ready = Ready {
+        seq,
+        name: source.into_name(),
+        algorithm,
+        kind,
+    };
+    let mut state = shared.lock();
+    let large = matches!(ready.kind, ReadyKind::Large { .. });
+    match ready.kind {
+        ReadyKind::Whole { .. } => state.whole.push_back(ready),
+        ReadyKind::Large { .. } => state.large.push(ready),
+    }
+    if state.workers_waiting > 0 && large {
+        shared.workers_cv.notify_one();
+    }
+}
+
+/// Reads a regular file of `before.st_size` bytes whole into `data`, and checks that it did
+/// not change meanwhile: it ended early (it shrank), or its status moved.
+fn read_whole<R>(
+    shared: &Shared<R>,
+    file: &File,
+    before: &Stat,
+    data: &mut Buffer,
+) -> Result<(), Reason> {
+    let size = before.st_size as usize;
+    let buf = data.fill(size);
+    let mut done = 0;
+    while done < size {
+        let read = if done == 0 {
+            first_read(shared, file, buf)
+        } else {
+            file.read_at(&mut buf[done..], done as u64)
+        };
+        match read {
+            // It ends before the size it had: it shrank while being read (and may have
+            // grown back within one timestamp tick, so the status check alone could miss
+            // it).
+            Ok(0) => return Err(Reason::Changed),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == stdio::ErrorKind::Interrupted => {
+                if signals::stop_requested().is_some() {
+                    return Err(e.into());
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    // Read as far as the size it had: no read is needed to see its end. If it grew
+    // meanwhile, the status says so.
+    if changed(before, &fstat(file)?) {
+        return Err(Reason::Changed);
+    }
+    Ok(())
+}
+
+thread_local! {
+    /// The block buffer of this reader, reused for every file it hashes itself.
+    static BLOCK_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's block buffer (or a fresh one, if `f` is somehow re-entered).
+fn with_block<T>(f: impl FnOnce(&mut [u8]) -> T) -> T {
+    BLOCK_BUF.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            if buf.len() != BLOCK {
+                buf.resize(BLOCK, 0);
+            }
+            f(&mut buf)
+        }
+        Err(_) => f(&mut vec![0; BLOCK]),
+    })
+}
+
+/// Hashes an open regular file of `before.st_size` bytes (to its end, if its size reads 0,
+/// as in /proc), and checks that it did not change meanwhile.
+fn hash_small<R>(
+    shared: &Shared<R>,
+    file: &File,
+    before: &Stat,
+    algorithm: Algorithm,
+) -> Result<Digested, Reason> {
+    let size = before.st_size as u64;
+    let (digest, bytes) = with_block(|buf| {
+        let mut hasher = Hasher::new(algorithm);
+        let mut total = 0u64;
+        loop {
+            let read = if total == 0 {
+                first_read(shared, file, buf)
+            } else {
+                file.read_at(buf, total)
+            };
+            match read {
+                Ok(0) => break,
+                Ok(n) => {
+                    hasher.update(&buf[..n]);
+                    total += n as u64;
+                    // Read to its size: no read is needed to see its end. If it grew
+                    // meanwhile, the status check below says so.
+                    if size > 0 && total == size {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == stdio::ErrorKind::Interrupted => {
+                    if signals::stop_requested().is_some() {
+                        return Err(Reason::from(e));
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok((hasher.finalize(), total))
+    })?;
+    // Fewer bytes than its size: it shrank while being read.
+    if bytes < size || changed(before, &fstat(file)?) {
+        return Err(Reason::Changed);
+    }
+    Ok(Digested {
+        digest,
+        bytes,
+        state: regular_state(before),
+    })
+}
+
+/// Hashes everything `reader` yields until its end: standard input, a FIFO, a device.
+fn hash_stream(reader: &mut impl Read, algorithm: Algorithm) -> Result<Digested, Reason> {
+    with_block(|buf| {
+        let mut hasher = Hasher::new(algorithm);
+        let mut total = 0u64;
+        loop {
+            match reader.read(buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    hasher.update(&buf[..n]);
+                    total += n as u64;
+                }
+                // A read blocked on a FIFO or a terminal returns EINTR on a stop.
+                Err(e) if e.kind() == stdio::ErrorKind::Interrupted => {
+                    if signals::stop_requested().is_some() {
+                        return Err(e.into());
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(Digested {
+            digest: hasher.finalize(),
+            bytes: total,
+            state: None,
+        })
+    })
+}
+
+/// The stream of `seq` if it wants a chunk and no reader is producing one: marks it taken.
+fn stream_wanting_chunk(state: &mut State) -> Option<u64> {
+    let slot = state.streams.iter_mut().find(|s| {
+        !s.producing && s.end.is_none() && !s.abandoned && s.chunks.len() < CHUNKS_AHEAD
+    })?;
+    slot.producing = true;
+    Some(slot.seq)
+}
+
+/// Produces the chunks streams want now, if any stream is open.
+fn produce_wanted_chunks<R>(shared: &Shared<R>) {
+    loop {
+        let seq = {
+            let mut state = shared.lock();
+            if state.streams.is_empty() {
+                return;
+            }
+            match stream_wanting_chunk(&mut state) {
+                Some(seq) => seq,
+                None => return,
+            }
+        };
+        produce_chunk(shared, seq);
+    }
+}
+
+/// Produces the next chunk of the stream of item `seq`.
+fn produce_chunk<R>(shared: &Shared<R>, seq: u64) {
+    let Some((file, offset, size, map)) = ({
+        let state = shared.lock();
+        state
+            .streams
+            .iter()
+            .find(|s| s.seq == seq)
+            .map(|s| (Arc::clone(&s.file), s.next, s.size, s.map))
+    }) else {
+        return;
+    };
+    let len = (size - offset).min(if map { WINDOW } else { READ_CHUNK } as u64) as usize;
+    // Keep the kernel reading ahead of the chunk after this one.
+    let ahead = std::num::NonZeroU64::new((size - offset).min(READ_AHEAD));
+    let _ = rustix::fs::fadvise(&*file, offset, ahead, Advice::WillNeed);
+    let produced = if map {
+        Window::map(&file, offset, len)
+            .map(Chunk::Mapped)
+            .map_err(Reason::from)
+    } else {
+        read_chunk(&file, offset, len).map(Chunk::Read)
+    };
+    let mut state = shared.lock();
+    if let Some(slot) = state.streams.iter_mut().find(|s| s.seq == seq) {
+        slot.producing = false;
+        slot.progress = Instant::now();
+        match produced {
+            Ok(chunk) => {
+                slot.next += chunk.len() as u64;
+                slot.chunks.push_back(chunk);
+                if slot.next >= slot.size {
+                    slot.end = Some(Ok(()));
+                }
+            }
+            Err(reason) => slot.end = Some(Err(reason)),
+        }
+    }
+    drop(state);
+    shared.workers_cv.notify_all();
+}
+
+/// Reads `len` bytes at `offset`; a file that ends before is reported as changed (it shrank
+/// while being read).
+fn read_chunk(file: &File, offset: u64, len: usize) -> Result<Vec<u8>, Reason> {
+    let mut buf = vec![0u8; len];
+    let mut done = 0;
+    while done < len {
+        match file.read_at(&mut buf[done..], offset + done as u64) {
+            Ok(0) => return Err(Reason::Changed),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == stdio::ErrorKind::Interrupted => {
+                if signals::stop_requested().is_some() {
+                    return Err(e.into());
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(buf)
+}
+
+/// Gives up on what has made no progress for the stall timeout: the item fails as "timed
+/// out", its reader is left to the kernel (and replaced), and the run goes on.
+pub(crate) fn watch_stalls<R: Send + 'static>(shared: &Arc<Shared<R>>) {
+    let Some(limit) = shared.io.stall_timeout else {
+        return;
+    };
+    let mut given_up = Vec::new();
+    let mut replacements = 0;
+    {
+        let mut state = shared.lock();
+        let now = Instant::now();
+        for index in 0..state.readers.len() {
+            let slot = &state.readers[index];
+            let Some((seq, name, stream, since)) = slot.busy.clone() else {
+                continue;
+            };
+            if slot.abandoned || now.duration_since(since) < limit {
+                continue;
+            }
+            // A stream's progress is its last chunk.
+            if stream {
+                let progressed = state
+                    .streams
+                    .iter()
+                    .find(|s| s.seq == seq)
+                    .is_some_and(|s| now.duration_since(s.progress) < limit);
+                if progressed {
+                    continue;
+                }
+                if let Some(s) = state.streams.iter_mut().find(|s| s.seq == seq) {
+                    s.end = Some(Err(Reason::TimedOut));
+                    s.producing = false;
+                }
+            } else if let Some(then) = shared.then_slot(seq).take() {
+                given_up.push((seq, name, then));
+            }
+            let slot = &mut state.readers[index];
+            slot.abandoned = true;
+            slot.busy = None;
+            replacements += 1;
+        }
+        // Workers waiting on a chunk that will not come see the end now.
+        shared.workers_cv.notify_all();
+        for _ in 0..replacements {
+            state.readers.push(Reader::default());
+        }
+    }
+    let first = shared.lock().readers.len() - replacements;
+    for index in first..first + replacements {
+        spawn_reader(Arc::clone(shared), index);
+    }
+    for (seq, name, then) in given_up {
+        // The reader that holds the item may never come back: the failure is made here.
+        shared
+            .mailbox
+            .post(seq, then(Err(Failure::new(name, Reason::TimedOut))));
+    }
+}
+
+/// Interrupts every reader blocked in a system call, where the file system allows it: a
+/// signal aimed at the thread, without `SA_RESTART`, makes an interruptible wait return.
+pub(crate) fn interrupt_readers<R>(shared: &Shared<R>) {
+    if !signals::wake_installed() {
+        return;
+    }
+    let threads: Vec<libc::pthread_t> = shared
+        .lock()
+        .readers
+        .iter()
+        .filter_map(|r| r.thread)
+        .collect();
+    for thread in threads {
+        // SAFETY: the thread ids were taken by the threads themselves; a thread that ended
+        // meanwhile makes pthread_kill fail (ESRCH with glibc), which is harmless here.
+        unsafe {
+            libc::pthread_kill(thread, signals::WAKE);
+        }
+    }
+}
