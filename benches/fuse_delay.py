@@ -3,14 +3,16 @@
 sumpool's tests and benchmarks.
 
     fuse_delay.py SOURCE MOUNTPOINT [--open-ms MS] [--read-ms MS] [--hang GLOB]...
-                  [--threads N] [--ready FILE]
+                  [--release FILE] [--threads N] [--ready FILE]
 
 Serves SOURCE at MOUNTPOINT (in the foreground; unmount with `umount MOUNTPOINT` or stop the
 process with SIGTERM). Every open waits --open-ms and every read --read-ms milliseconds before
 it is served, as a request to a distant server would; listings and stats are not delayed.
-A read of a file whose path (relative to SOURCE) matches a --hang glob never returns, as on a
-dead NFS server or a stuck FUSE daemon. --ready FILE is created once the file system is
-mounted.
+A read of a file whose path (relative to SOURCE) matches a --hang glob does not return, as on
+a dead NFS server or a stuck FUSE daemon, until the file named by --release exists: then it
+fails with EIO (without --release, it never returns). --ready FILE is created once the file
+system is mounted. (A signal cannot release a hung read: libfuse's loop holds the main thread,
+where Python runs signal handlers, and it waits for the hung request before it exits.)
 
 libfuse's multithreaded loop serves requests on at most --threads threads at once (libfuse's
 own default is 10, which would make the harness the bottleneck of any reader that keeps more
@@ -24,7 +26,6 @@ import argparse
 import errno
 import fnmatch
 import os
-import signal
 import sys
 import threading
 import time
@@ -35,12 +36,12 @@ import mfusepy as fuse
 class Delayed(fuse.Operations):
     use_ns = True
 
-    def __init__(self, source, open_s, read_s, hang):
+    def __init__(self, source, open_s, read_s, hang, release):
         self.source = os.path.realpath(source)
         self.open_s = open_s
         self.read_s = read_s
         self.hang = hang
-        self.never = threading.Event()
+        self.release = release
 
     def _real(self, path):
         return os.path.join(self.source, path.lstrip("/"))
@@ -72,7 +73,10 @@ class Delayed(fuse.Operations):
 
     def read(self, path, size, offset, fh):
         if any(fnmatch.fnmatch(path.lstrip("/"), pattern) for pattern in self.hang):
-            self.never.wait()
+            # Until the release file exists: then the read fails, so the daemon can exit.
+            while not (self.release and os.path.exists(self.release)):
+                time.sleep(0.05)
+            raise fuse.FuseOSError(errno.EIO)
         time.sleep(self.read_s)
         return os.pread(fh, size, offset)
 
@@ -94,6 +98,7 @@ def main():
     parser.add_argument("--open-ms", type=float, default=10.0)
     parser.add_argument("--read-ms", type=float, default=10.0)
     parser.add_argument("--hang", action="append", default=[])
+    parser.add_argument("--release")
     parser.add_argument("--threads", type=int, default=256)
     parser.add_argument("--ready")
     args = parser.parse_args()
@@ -106,9 +111,8 @@ def main():
             open(args.ready, "w").close()
         threading.Thread(target=announce, daemon=True).start()
 
-    # SIGTERM unmounts cleanly, like Ctrl-C.
-    signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
-    ops = Delayed(args.source, args.open_ms / 1000, args.read_ms / 1000, args.hang)
+    ops = Delayed(args.source, args.open_ms / 1000, args.read_ms / 1000, args.hang,
+                  args.release)
     fuse.FUSE(ops, args.mountpoint, foreground=True, nothreads=False,
               max_threads=args.threads, fsname="sumpool-delay")
 

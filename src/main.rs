@@ -38,11 +38,12 @@ fn main() -> ExitCode {
     let mut out = sumpool::format::line::stdout_writer();
     // Not locked for the whole run: the progress bar's ticker thread writes to stderr too.
     let mut err = io::stderr();
-    match sumpool::run(&config, &mut out, &mut err) {
+    let code = match sumpool::run(&config, &mut out, &mut err) {
         Ok(report) => match report.interrupted {
             // Whole lines are out; end the way the signal would have ended the process.
             Some(signal) => {
                 drop(out);
+                let _ = release_output();
                 sumpool::signals::exit_by(signal)
             }
             None => exit_code(report.exit_code()),
@@ -52,6 +53,52 @@ fn main() -> ExitCode {
             let _ = writeln!(err, "{PROGRAM}: {}", fatal_message(&error));
             exit_code(EXIT_ERROR)
         }
+    };
+    drop(out);
+    match release_output() {
+        Ok(()) => code,
+        Err(e) => {
+            let _ = writeln!(err, "{PROGRAM}: write error: {}", io_reason(&e));
+            exit_code(EXIT_ERROR)
+        }
+    }
+}
+
+/// Closes standard output, reporting what its close reports (a file system may only report
+/// a failed write then), and puts `/dev/null` in place of it and of standard error.
+///
+/// Done before the process exits because a reader thread stuck in the kernel (a FUSE
+/// request its daemon never answers, a hard NFS mount) keeps the process from exiting until
+/// the kernel lets it go, and with it the descriptors: a pipe into `sha256sum -c` or a CI
+/// log would wait for its end as long. Released here, the reader of the pipe sees the end as
+/// soon as the output is complete.
+fn release_output() -> io::Result<()> {
+    // SAFETY: descriptor calls on the process's own standard streams, after the last write
+    // to them; /dev/null takes their numbers at once, so no later open can reuse them.
+    unsafe {
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
+        let closed = if libc::close(libc::STDOUT_FILENO) == 0 {
+            Ok(())
+        } else {
+            let error = io::Error::last_os_error();
+            // Standard output was not open: nothing to report.
+            if error.raw_os_error() == Some(libc::EBADF) {
+                Ok(())
+            } else {
+                Err(error)
+            }
+        };
+        if null >= 0 {
+            libc::dup2(null, libc::STDOUT_FILENO);
+            // Standard error stays open while there is something to report on it.
+            if closed.is_ok() {
+                libc::dup2(null, libc::STDERR_FILENO);
+            }
+            if null > libc::STDERR_FILENO {
+                libc::close(null);
+            }
+        }
+        closed
     }
 }
 

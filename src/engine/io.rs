@@ -33,8 +33,8 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self as stdio, Read};
 use std::os::unix::fs::FileExt;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use rustix::fs::{Advice, FileType, Stat};
@@ -42,12 +42,13 @@ use rustix::fs::{Advice, FileType, Stat};
 use crate::digest::{Algorithm, Hasher};
 use crate::engine::lanes::hash_wholes;
 use crate::engine::mapped::{WINDOW, Window};
-use crate::engine::policy::ReadOrder;
+use crate::engine::policy::{IoPolicy, ReadOrder};
 use crate::engine::read::{
     Digested, Hashing, Opened, changed, fstat, open_source, outcome, regular_state, unchanged,
 };
 use crate::engine::shared::{
-    Buffer, CHUNKS_AHEAD, Chunk, Outbox, POLL, Reader, Ready, ReadyKind, Request, Shared, State,
+    Buffer, CHUNKS_AHEAD, Chunk, Hands, Outbox, POLL, Reader, Ready, ReadyKind, Request, Shared,
+    State, lock_hands, post_done,
 };
 use crate::engine::source::Source;
 use crate::report::{Failure, Reason};
@@ -117,8 +118,8 @@ enum Work {
     Flush,
     /// Produce the next chunk of the stream of item `seq`.
     Chunk(u64),
-    /// Open and prepare these files.
-    Requests(Vec<Request>),
+    /// Open and prepare the files it took (in its hands).
+    Requests,
 }
 
 /// What one reader is, and what it holds.
@@ -126,23 +127,60 @@ struct ReaderSelf<'a, R> {
     index: usize,
     /// Whether it always takes requests (else only while reads wait on storage).
     core: bool,
-    /// Files read whole, held until a lane's worth is there (across batches: the queue may
-    /// hand out one request at a time), then hashed here together.
-    whole: Vec<Ready>,
+    /// Files it hashes together, at most.
+    lanes: usize,
+    /// Its results, in its hands (with the requests it took and the files it read).
     outbox: Outbox<'a, R>,
 }
 
+impl<R: Send + 'static> ReaderSelf<'_, R> {
+    /// The next request it took, marked as started now.
+    fn next_request(&self) -> Option<Request> {
+        let mut hands = lock_hands(self.outbox.hands());
+        let request = hands.pending.pop_front()?;
+        hands.since = Some(Instant::now());
+        Some(request)
+    }
+
+    /// Holds a file read whole; `true` once a lane's worth is held.
+    fn hold(&self, ready: Ready) -> bool {
+        let mut hands = lock_hands(self.outbox.hands());
+        hands.whole.push(ready);
+        hands.whole.len() >= self.lanes
+    }
+
+    /// Hashes the files it holds, in its lanes.
+    fn hash_held(&mut self) {
+        hash_held(&mut self.outbox);
+    }
+}
+
+/// Hashes the files the hands of `outbox` hold, in lanes, on this thread.
+fn hash_held<R: Send + 'static>(outbox: &mut Outbox<'_, R>) {
+    let whole = std::mem::take(&mut lock_hands(outbox.hands()).whole);
+    if !whole.is_empty() {
+        hash_wholes(outbox, whole);
+    }
+}
+
 fn read_requests<R: Send + 'static>(shared: &Shared<R>, index: usize) {
-    let core = core_readers(shared);
-    let lanes = shared
-        .tuning
-        .lanes
-        .clamp(1, crate::engine::multibuf::MAX_LANES);
+    let core = core_readers(&shared.io);
+    let Some((hands, is_core)) = shared
+        .lock()
+        .readers
+        .get(index)
+        .map(|slot| (Arc::clone(&slot.hands), slot.core))
+    else {
+        return;
+    };
     let mut me = ReaderSelf {
         index,
-        core: index < core,
-        whole: Vec::with_capacity(lanes),
-        outbox: Outbox::new(shared),
+        core: is_core,
+        lanes: shared
+            .tuning
+            .lanes
+            .clamp(1, crate::engine::multibuf::MAX_LANES),
+        outbox: Outbox::new(shared, hands),
     };
     loop {
         let Some(work) = next_work(shared, &mut me, core) else {
@@ -150,36 +188,45 @@ fn read_requests<R: Send + 'static>(shared: &Shared<R>, index: usize) {
         };
         match work {
             Work::Flush => {
-                hash_wholes(&mut me.outbox, std::mem::take(&mut me.whole));
+                me.hash_held();
                 me.outbox.flush();
             }
             Work::Chunk(seq) => {
-                mark_busy(shared, index, || (seq, std::path::PathBuf::new(), true));
+                if !mark_busy(shared, index, || (seq, std::path::PathBuf::new(), true)) {
+                    unclaim_chunk(shared, seq);
+                    return;
+                }
                 produce_chunk(shared, seq);
             }
-            Work::Requests(requests) => {
-                for request in requests {
-                    let busy = || (request.seq, request.source.name().to_path_buf(), false);
-                    if !mark_busy(shared, index, busy) {
+            Work::Requests => {
+                loop {
+                    // A stream waiting for its next chunk comes before the rest of the batch
+                    // (when no extra reader is there to produce it). The requests stay in
+                    // its hands meanwhile, where others find them if the chunk takes long.
+                    if me.core && shared.io.readers <= core && !produce_wanted_chunks(shared, index)
+                    {
                         return;
                     }
-                    // A stream waiting for its next chunk comes before the rest of the batch
-                    // (when no extra reader is there to produce it).
-                    if me.core && shared.io.readers <= core {
-                        produce_wanted_chunks(shared);
+                    let Some(request) = me.next_request() else {
+                        break;
+                    };
+                    let busy = || (request.seq, request.source.name().to_path_buf(), false);
+                    if !mark_busy(shared, index, busy) {
+                        // Given up on while it waited: what it took goes back (`rescue`).
+                        lock_hands(me.outbox.hands()).pending.push_front(request);
+                        return;
                     }
                     let misses = shared.misses.load(Ordering::Relaxed);
-                    if let Some(ready) = prepare(shared, request, &mut me.whole, &mut me.outbox) {
-                        me.whole.push(ready);
+                    if let Some(ready) = prepare(shared, request, &mut me.outbox)
+                        && me.hold(ready)
+                    {
+                        me.hash_held();
                     }
                     // That read waited on storage: the next may too, so what is done goes
                     // out now.
                     if shared.misses.load(Ordering::Relaxed) != misses {
                         me.outbox.immediate = true;
                         me.outbox.flush();
-                    }
-                    if me.whole.len() >= lanes {
-                        hash_wholes(&mut me.outbox, std::mem::take(&mut me.whole));
                     }
                 }
             }
@@ -211,12 +258,13 @@ fn next_work<R>(shared: &Shared<R>, me: &mut ReaderSelf<'_, R>, core: usize) -> 
                 let share = state.requests.len().div_ceil(active).clamp(1, batch);
                 let taken = take_requests(&mut state.requests, share, shared.io.order);
                 shared.queued.store(state.requests.len(), Ordering::Relaxed);
-                return Some(Work::Requests(taken));
+                lock_hands(me.outbox.hands()).pending.extend(taken);
+                return Some(Work::Requests);
             }
         }
         // Before sleeping: the files held for lanes are hashed now, results held are posted,
         // and files read and not yet taken must not wait for the next one.
-        if (!me.whole.is_empty() || me.outbox.holds()) && !state.cancelled {
+        if lock_hands(me.outbox.hands()).holds() && !state.cancelled {
             return Some(Work::Flush);
         }
         // While reads wait on storage, each result goes out as soon as it exists.
@@ -262,12 +310,12 @@ const SLOW_HOLD: std::time::Duration = std::time::Duration::from_millis(50);
 /// [`SLOW_HOLD`] of the one before, call the extra readers in; [`SLOW_HOLD`] after the last
 /// one, they go back to sleep. (Timing the reads instead misfires on a busy machine, where a
 /// reader that loses its core looks just like one that waits on a disk.)
-fn core_readers<R>(shared: &Shared<R>) -> usize {
-    if shared.io.network {
-        return shared.io.readers.max(1);
+pub(crate) fn core_readers(io: &IoPolicy) -> usize {
+    if io.network {
+        return io.readers.max(1);
     }
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    shared.io.readers.clamp(1, cores.max(2))
+    io.readers.clamp(1, cores.max(2))
 }
 
 /// The first read of a file, at offset 0: without waiting on storage where the kernel
@@ -391,7 +439,6 @@ const FADVISE_MIN: u64 = 64 << 10;
 fn prepare<R: Send + 'static>(
     shared: &Shared<R>,
     request: Request,
-    held: &mut Vec<Ready>,
     outbox: &mut Outbox<'_, R>,
 ) -> Option<Ready> {
     let Request {
@@ -417,7 +464,7 @@ fn prepare<R: Send + 'static>(
     // standard input, whose reads may wait for ever: what this reader holds is finished
     // first, since it comes before in the output.
     if !matches!(source, Source::InDir { .. }) {
-        hash_wholes(outbox, std::mem::take(held));
+        hash_held(outbox);
         outbox.flush();
     }
     let opened = match open_source(&source, &shared.skip) {
@@ -454,7 +501,7 @@ fn prepare<R: Send + 'static>(
         return None;
     }
     if size <= WHOLE_MAX {
-        return read_for_lanes(shared, (seq, source, algorithm), file, before, held, outbox);
+        return read_for_lanes(shared, (seq, source, algorithm), file, before, outbox);
     }
     let ahead = std::num::NonZeroU64::new(size.min(READ_AHEAD));
     let _ = rustix::fs::fadvise(&file, 0, ahead, Advice::WillNeed);
@@ -475,7 +522,6 @@ fn read_for_lanes<R: Send + 'static>(
     (seq, source, algorithm): (u64, Source, Algorithm),
     file: File,
     before: Stat,
-    held: &mut Vec<Ready>,
     outbox: &mut Outbox<'_, R>,
 ) -> Option<Ready> {
     let size = before.st_size as u64;
@@ -489,7 +535,7 @@ fn read_for_lanes<R: Send + 'static>(
     let mut data = match shared.buffers.try_acquire(size as usize) {
         Some(data) => data,
         None => {
-            hash_wholes(outbox, std::mem::take(held));
+            hash_held(outbox);
             // `None`: the run was cancelled.
             shared.buffers.acquire(size as usize)?
         }
@@ -681,21 +727,34 @@ fn stream_wanting_chunk(state: &mut State) -> Option<u64> {
     Some(slot.seq)
 }
 
-/// Produces the chunks streams want now, if any stream is open.
-fn produce_wanted_chunks<R>(shared: &Shared<R>) {
+/// Produces the chunks streams want now, if any stream is open, as reader `index`. `false`
+/// if the reader was given up on meanwhile and must leave.
+fn produce_wanted_chunks<R>(shared: &Shared<R>, index: usize) -> bool {
     loop {
         let seq = {
             let mut state = shared.lock();
             if state.streams.is_empty() {
-                return;
+                return true;
             }
             match stream_wanting_chunk(&mut state) {
                 Some(seq) => seq,
-                None => return,
+                None => return true,
             }
         };
+        if !mark_busy(shared, index, || (seq, std::path::PathBuf::new(), true)) {
+            unclaim_chunk(shared, seq);
+            return false;
+        }
         produce_chunk(shared, seq);
     }
+}
+
+/// Gives back the chunk of stream `seq` that this reader claimed and will not produce.
+fn unclaim_chunk<R>(shared: &Shared<R>, seq: u64) {
+    if let Some(slot) = shared.lock().streams.iter_mut().find(|s| s.seq == seq) {
+        slot.producing = false;
+    }
+    shared.readers_cv.notify_all();
 }
 
 /// Produces the next chunk of the stream of item `seq`.
@@ -767,7 +826,7 @@ pub(crate) fn watch_stalls<R: Send + 'static>(shared: &Arc<Shared<R>>) {
         return;
     };
     let mut given_up = Vec::new();
-    let mut replacements = 0;
+    let mut replacements = Vec::new();
     {
         let mut state = shared.lock();
         let now = Instant::now();
@@ -799,16 +858,21 @@ pub(crate) fn watch_stalls<R: Send + 'static>(shared: &Arc<Shared<R>>) {
             let slot = &mut state.readers[index];
             slot.abandoned = true;
             slot.busy = None;
-            replacements += 1;
+            replacements.push(slot.core);
         }
         // Workers waiting on a chunk that will not come see the end now.
         shared.workers_cv.notify_all();
-        for _ in 0..replacements {
-            state.readers.push(Reader::default());
+        // Each replacement takes the place of the reader given up on: one that always takes
+        // requests is replaced by one that does too.
+        for &core in &replacements {
+            state.readers.push(Reader {
+                core,
+                ..Reader::default()
+            });
         }
     }
-    let first = shared.lock().readers.len() - replacements;
-    for index in first..first + replacements {
+    let first = shared.lock().readers.len() - replacements.len();
+    for index in first..first + replacements.len() {
         spawn_reader(Arc::clone(shared), index);
     }
     for (seq, name, then) in given_up {
@@ -817,6 +881,63 @@ pub(crate) fn watch_stalls<R: Send + 'static>(shared: &Arc<Shared<R>>) {
             .mailbox
             .post(seq, then(Err(Failure::new(name, Reason::TimedOut))));
     }
+}
+
+/// How long a reader may wait on one file while holding what others could finish.
+const RESCUE_AFTER: std::time::Duration = POLL;
+
+/// Takes over what readers hold while they wait on one file for long (or were given up on):
+/// the requests they took and have not started go back to the front of the queue, the files
+/// they read whole go to the hashing workers, and their results to the mailbox. Called by the
+/// printing thread when it waited for the next result in vain, so that a reader stuck on one
+/// file holds up that file only.
+///
+/// Taking too much is harmless (a reader that was merely busy finds its hands emptier than it
+/// left them): every item is still finished exactly once, by whoever holds it.
+pub(crate) fn rescue<R: Send + 'static>(shared: &Shared<R>) {
+    let now = Instant::now();
+    let readers: Vec<(Arc<Mutex<Hands>>, bool)> = shared
+        .lock()
+        .readers
+        .iter()
+        .map(|slot| (Arc::clone(&slot.hands), slot.abandoned))
+        .collect();
+    let mut requests = Vec::new();
+    let mut whole = Vec::new();
+    for (hands, abandoned) in readers {
+        // A reader working with its hands right now is not held up.
+        let Ok(mut hands) = hands.try_lock() else {
+            continue;
+        };
+        let held_up = abandoned
+            || hands
+                .since
+                .is_some_and(|since| now.duration_since(since) >= RESCUE_AFTER);
+        if !held_up || !hands.holds() {
+            continue;
+        }
+        requests.extend(hands.pending.drain(..));
+        whole.append(&mut hands.whole);
+        let done = std::mem::take(&mut hands.done);
+        drop(hands);
+        post_done(shared, done);
+    }
+    if requests.is_empty() && whole.is_empty() {
+        return;
+    }
+    let mut state = shared.lock();
+    // They were taken before what is still queued, and come first again.
+    requests.sort_by_key(|request| request.seq);
+    for request in requests.into_iter().rev() {
+        state.requests.push_front(request);
+    }
+    shared.queued.store(state.requests.len(), Ordering::Relaxed);
+    for ready in whole.into_iter().rev() {
+        state.whole.push_front(ready);
+    }
+    drop(state);
+    shared.readers_cv.notify_all();
+    shared.workers_cv.notify_all();
 }
 
 /// Interrupts every reader blocked in a system call, where the file system allows it: a

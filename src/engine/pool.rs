@@ -179,7 +179,12 @@ fn new_shared<R>(engine: &Engine<'_>, readers: usize) -> Arc<Shared<R>> {
             printed: 0,
             cancelled: false,
             finished: false,
-            readers: (0..readers).map(|_| Reader::default()).collect(),
+            readers: (0..readers)
+                .map(|index| Reader {
+                    core: index < io::core_readers(&engine.io),
+                    ..Reader::default()
+                })
+                .collect(),
             workers_waiting: 0,
             readers_waiting: 0,
             feeder_waiting: false,
@@ -354,8 +359,12 @@ fn print_in_order<R: Send + 'static, S: Sink<R>>(
             sink.flush()?;
             unflushed = false;
         }
-        if waited && shared.watched.load(Ordering::Relaxed) {
-            io::watch_stalls(shared);
+        if waited {
+            if shared.watched.load(Ordering::Relaxed) {
+                io::watch_stalls(shared);
+            }
+            // A reader that waits on one file gives up what it holds of the others.
+            io::rescue(shared);
         }
     }
 }

@@ -224,7 +224,7 @@ impl<R> Shared<R> {
 }
 
 /// What a reader is doing, for the stall watchdog and for interrupting it.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct Reader {
     /// The thread, to aim a signal at it.
     pub thread: Option<libc::pthread_t>,
@@ -233,6 +233,42 @@ pub(crate) struct Reader {
     pub busy: Option<(u64, std::path::PathBuf, bool, Instant)>,
     /// Given up on (stuck past the stall timeout): when it comes back, it leaves.
     pub abandoned: bool,
+    /// It always takes requests (else only while reads wait on storage; see `io`).
+    pub core: bool,
+    /// What it holds between files.
+    pub hands: Arc<Mutex<Hands>>,
+}
+
+/// What a reader holds between the files it reads: the requests it took and has not
+/// started, files read whole and waiting for its lanes, and results not posted yet.
+///
+/// Behind a lock of its own, which only the reader takes while it works: a reader that
+/// waits on storage for long (a slow server, a hung read) must not hold the rest, or the
+/// lines finished before the file it waits on would wait with it. The printing thread takes
+/// them over (`io::rescue`): requests go back to the queue, files read go to the hashing
+/// workers, results to the mailbox.
+#[derive(Default)]
+pub(crate) struct Hands {
+    /// Requests taken from the queue, not started.
+    pub pending: VecDeque<Request>,
+    /// Files read whole, held until a lane's worth is there.
+    pub whole: Vec<Ready>,
+    /// Results made, not posted yet.
+    pub done: Vec<(u64, Result<Hashing, Failure>)>,
+    /// When the reader started its current request.
+    pub since: Option<Instant>,
+}
+
+impl Hands {
+    /// Whether it holds anything another thread could finish.
+    pub fn holds(&self) -> bool {
+        !(self.pending.is_empty() && self.whole.is_empty() && self.done.is_empty())
+    }
+}
+
+/// Locks a reader's hands.
+pub(crate) fn lock_hands(hands: &Mutex<Hands>) -> MutexGuard<'_, Hands> {
+    hands.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A part of a large file, produced by a reader for the worker that hashes the file.
@@ -494,12 +530,13 @@ impl BufferPool {
     }
 }
 
-/// Results a reader made, posted to the mailbox a handful at a time while reads are fast
-/// (one lock for many files), and at once while they wait on storage or before the reader
-/// sleeps.
+/// Results made by a reader or by a hashing job on its behalf, posted to the mailbox a
+/// handful at a time while reads are fast (one lock for many files), and at once while they
+/// wait on storage or before the reader sleeps. Until posted, they are in the reader's
+/// [`Hands`], where the printing thread finds them if the reader is held up.
 pub(crate) struct Outbox<'a, R> {
     shared: &'a Shared<R>,
-    held: Vec<(u64, R)>,
+    hands: Arc<Mutex<Hands>>,
     /// Post every result at once.
     pub immediate: bool,
 }
@@ -508,33 +545,35 @@ pub(crate) struct Outbox<'a, R> {
 const OUTBOX: usize = 16;
 
 impl<'a, R> Outbox<'a, R> {
-    pub fn new(shared: &'a Shared<R>) -> Outbox<'a, R> {
+    pub fn new(shared: &'a Shared<R>, hands: Arc<Mutex<Hands>>) -> Outbox<'a, R> {
         Outbox {
             shared,
-            held: Vec::with_capacity(OUTBOX),
+            hands,
             immediate: false,
         }
     }
 
-    /// Finishes item `seq` with `result`, as [`Shared::finish`] does.
-    pub fn finish(&mut self, seq: u64, result: Result<Hashing, Failure>) {
-        let then = self.shared.then_slot(seq).take();
-        if let Some(then) = then {
-            self.held.push((seq, then(result)));
-            if self.immediate || self.held.len() >= OUTBOX {
-                self.flush();
-            }
-        }
+    /// The hands its results wait in.
+    pub fn hands(&self) -> &Mutex<Hands> {
+        &self.hands
     }
 
-    /// Whether it holds results not posted yet.
-    pub fn holds(&self) -> bool {
-        !self.held.is_empty()
+    /// Finishes item `seq` with `result`, as [`Shared::finish`] does, once posted.
+    pub fn finish(&mut self, seq: u64, result: Result<Hashing, Failure>) {
+        let full = {
+            let mut hands = lock_hands(&self.hands);
+            hands.done.push((seq, result));
+            hands.done.len() >= OUTBOX
+        };
+        if self.immediate || full {
+            self.flush();
+        }
     }
 
     /// Posts what it holds.
     pub fn flush(&mut self) {
-        self.shared.mailbox.post_many(&mut self.held);
+        let done = std::mem::take(&mut lock_hands(&self.hands).done);
+        post_done(self.shared, done);
     }
 }
 
@@ -542,6 +581,22 @@ impl<R> Drop for Outbox<'_, R> {
     fn drop(&mut self) {
         self.flush();
     }
+}
+
+/// Makes the results of `done` (each through its item's `then`) and posts them at once.
+pub(crate) fn post_done<R>(shared: &Shared<R>, done: Vec<(u64, Result<Hashing, Failure>)>) {
+    if done.is_empty() {
+        return;
+    }
+    let mut results: Vec<(u64, R)> = Vec::with_capacity(done.len());
+    for (seq, result) in done {
+        // No `then`: the item was given up already (timed out).
+        let then = shared.then_slot(seq).take();
+        if let Some(then) = then {
+            results.push((seq, then(result)));
+        }
+    }
+    shared.mailbox.post_many(&mut results);
 }
 
 /// Bytes of a file read whole, counted against the [`BufferPool`]'s budget until dropped.

@@ -157,12 +157,7 @@ pub fn run(
     }
     let update = updater.is_some().then_some(counts);
     if let Some(json) = &mut printer.json {
-        let seconds = started.elapsed().as_secs_f64();
-        let written = write_json_summary(*json, &report, update, seconds);
-        match written {
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe && hash.update.is_some() => {}
-            written => written.with_context(|| sink_name(hash, Some(Destination::Json)))?,
-        }
+        json_summary(json, hash, &report, update, started)?;
     }
     drop(printer);
     progress.finish();
@@ -173,6 +168,22 @@ pub fn run(
     let verbose = hash.verbose.then_some((started, engine.io.reason.as_str()));
     write_end_messages(err, &report, update, verbose);
     Ok(report)
+}
+
+/// The JSON summary line at the end of the run.
+fn json_summary(
+    json: &mut dyn Write,
+    hash: &HashConfig,
+    report: &Report,
+    update: Option<UpdateCounts>,
+    started: Instant,
+) -> anyhow::Result<()> {
+    let seconds = started.elapsed().as_secs_f64();
+    match write_json_summary(json, report, update, seconds) {
+        // With --update the manifest is the output that matters: a closed pipe is no error.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe && hash.update.is_some() => Ok(()),
+        written => written.with_context(|| sink_name(hash, Some(Destination::Json))),
+    }
 }
 
 /// How to read: from the device of the first input, and the command line.
