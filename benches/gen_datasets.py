@@ -73,15 +73,22 @@ def gen_tiny(root, files, seed="tiny"):
             f.write(rng.randbytes(rng.randrange(0, 101)))
 
 
-def gen_mixed(root, data):
+def gen_mixed(root, data, position="first"):
     """One 1 GiB file plus 2,000 files of 1 MiB: hard links to `one` and `medium`, so the
-    page cache holds them once."""
-    os.link(os.path.join(data, "one", "one.bin"), os.path.join(root, "big.bin"))
+    page cache holds them once. The 1 GiB file comes first, in the middle (between two
+    halves of the small files) or last in walk order."""
+    big = {"first": "big.bin", "middle": "m-big.bin", "last": "zz-big.bin"}[position]
+    os.link(os.path.join(data, "one", "one.bin"), os.path.join(root, big))
     medium = os.path.join(data, "medium")
-    for d in sorted(os.listdir(medium)):
-        os.makedirs(os.path.join(root, "files", d), exist_ok=True)
+    dirs = sorted(os.listdir(medium))
+    for n, d in enumerate(dirs):
+        if position == "middle":
+            parent = "a-files" if n < len(dirs) // 2 else "z-files"
+        else:
+            parent = "files"
+        os.makedirs(os.path.join(root, parent, d), exist_ok=True)
         for f in sorted(os.listdir(os.path.join(medium, d))):
-            os.link(os.path.join(medium, d, f), os.path.join(root, "files", d, f))
+            os.link(os.path.join(medium, d, f), os.path.join(root, parent, d, f))
 
 
 GENERATORS = {
@@ -98,20 +105,21 @@ GENERATORS = {
 
 def main():
     data = sys.argv[1]
-    names = sys.argv[2:] or ["one", "big", "medium", "small", "tiny", "mixed"]
+    names = sys.argv[2:] or ["one", "big", "medium", "small", "tiny", "mixed", "mixed-middle",
+                             "mixed-last"]
     for name in names:
         root = os.path.join(data, name)
         marker = os.path.join(data, f".{name}.complete")
         if os.path.exists(marker):
             continue
-        if name == "mixed":
+        if name.startswith("mixed"):
             for dep in ("one", "medium"):
                 if not os.path.exists(os.path.join(data, f".{dep}.complete")):
                     sys.exit(f"mixed needs {dep}: generate it first")
         os.makedirs(root, exist_ok=True)
         print(f"generating {name} ...", file=sys.stderr, flush=True)
-        if name == "mixed":
-            gen_mixed(root, data)
+        if name.startswith("mixed"):
+            gen_mixed(root, data, {"mixed": "first"}.get(name, name[len("mixed-"):]))
         else:
             GENERATORS[name](root)
         open(marker, "w").close()

@@ -240,6 +240,85 @@ fn any_number_of_lanes_gives_sha256sum_digests() {
 }
 
 #[test]
+fn any_io_setting_gives_sha256sum_digests_with_large_files_anywhere() {
+    // Large files (streamed in chunks) first, in the middle and last in walk order, alone and
+    // side by side, with sizes around every threshold of the readers: hashed by the reader
+    // (under 1 KiB), read whole (up to 1 MiB), streamed in mapped 2 MiB windows.
+    let dir = temp_dir();
+    let root = dir.path().join("tree");
+    let large = [
+        (1 << 20) + 1,
+        (2 << 20) - 1,
+        2 << 20,
+        (2 << 20) + 1,
+        (5 << 20) + 63,
+    ];
+    let small = [
+        0usize,
+        1,
+        100,
+        1023,
+        1024,
+        4096,
+        65_536,
+        (1 << 20) - 1,
+        1 << 20,
+    ];
+    let mut names: Vec<(String, usize)> = Vec::new();
+    names.push(("a-first".into(), large[4]));
+    for (i, size) in small.iter().cycle().take(40).enumerate() {
+        names.push((format!("b/{i:02}"), *size));
+    }
+    names.push(("c-middle".into(), large[0]));
+    names.push(("c-middle2".into(), large[1]));
+    for (i, size) in small.iter().cycle().take(40).enumerate() {
+        names.push((format!("d/{i:02}"), size + i % 3));
+    }
+    names.push(("z-last".into(), large[3]));
+    names.push(("z-last2".into(), large[2]));
+    for (i, (name, size)) in names.iter().enumerate() {
+        write_file(
+            &root,
+            name.as_bytes(),
+            &pseudo_random(*size, 500 + i as u64),
+        );
+    }
+    let order: Vec<_> = walk_order(&root)
+        .into_iter()
+        .map(|p| p.strip_prefix(dir.path()).unwrap().to_owned())
+        .collect();
+    let want = gnu_sha256sum(dir.path(), &order).code(0).stdout.clone();
+    let settings: [&[&str]; 7] = [
+        &["-j", "1", "--io-threads", "1"],
+        &["-j", "2", "--io-threads", "1", "--lanes", "1"],
+        &["-j", "1", "--io-threads", "2", "--lanes", "3"],
+        &["-j", "2", "--io-threads", "3"],
+        &["-j", "2", "--io-threads", "64"],
+        &["-j", "8", "--io-threads", "5", "--window", "3"],
+        &[
+            "-j",
+            "2",
+            "--io-threads",
+            "16",
+            "--batch-size",
+            "1",
+            "--window",
+            "7",
+        ],
+    ];
+    for args in settings {
+        let run = Cmd::sumpool()
+            .arg("hash")
+            .args(args)
+            .arg("tree")
+            .dir(dir.path())
+            .run();
+        run.code(0).stderr_empty();
+        assert!(run.stdout == want, "{args:?} differs from sha256sum");
+    }
+}
+
+#[test]
 fn files_in_flight_are_finished_before_a_read_that_blocks() {
     // With one worker, four files go in the first batch, and the next three go with standard
     // input into the second: of unequal sizes, they are still in flight when standard input

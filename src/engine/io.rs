@@ -256,7 +256,11 @@ fn next_work<R>(shared: &Shared<R>, me: &mut ReaderSelf<'_, R>, core: usize) -> 
                 // has something in flight.
                 let active = if slow { readers } else { core };
                 let share = state.requests.len().div_ceil(active).clamp(1, batch);
-                let taken = take_requests(&mut state.requests, share, shared.io.order);
+                let mut taken = take_requests(&mut state.requests, share, shared.io.order);
+                for request in taken.iter_mut().filter(|r| r.promoted) {
+                    request.promoted = false;
+                    state.promoted -= 1;
+                }
                 shared.queued.store(state.requests.len(), Ordering::Relaxed);
                 lock_hands(me.outbox.hands()).pending.extend(taken);
                 return Some(Work::Requests);
@@ -430,6 +434,116 @@ pub(crate) fn take_requests(
     }
 }
 
+/// The scout: looks ahead in the queue of requests for large files, and moves them to the
+/// front, so that a large file anywhere in the window starts early and no core is left to
+/// finish it alone at the end (the workers then take the largest first).
+///
+/// It costs a stat per file looked at, so it looks only while the files opened so far
+/// average [`SCOUT_MIN_AVERAGE`] bytes or more: there a stat is a few percent of the work of
+/// a file, and the window (4096 files) holds seconds of work, time enough for a large file
+/// to finish beside the rest. On trees of small files the window holds a few milliseconds of
+/// work, and looking ahead could not help. The feeder runs it while it waits for room in the
+/// window, which is when the readers are behind.
+#[derive(Default)]
+pub(crate) struct Scout {
+    /// Requests up to this sequence number were looked at.
+    next: u64,
+    /// Large files found and not moved yet: size and sequence number.
+    found: Vec<(u64, u64)>,
+}
+
+/// Average size of the files opened, from which the scout looks ahead.
+const SCOUT_MIN_AVERAGE: u64 = 64 << 10;
+
+/// Requests the scout looks at in one step.
+const SCOUT_STEP: usize = 32;
+
+/// Large files moved ahead and not yet started, at most (each holds a descriptor once
+/// opened; the workers stream two each at most).
+const PROMOTED_MAX: usize = 4;
+
+impl Scout {
+    /// Whether looking ahead is worth it now, and there is something to look at or move.
+    pub fn wanted<R>(&self, shared: &Shared<R>, state: &State) -> bool {
+        let files = shared.opened_files.load(Ordering::Relaxed);
+        let bytes = shared.opened_bytes.load(Ordering::Relaxed);
+        if files < 8 || bytes / files < SCOUT_MIN_AVERAGE {
+            return false;
+        }
+        // The queue is in sequence order but for a few requests moved to its front.
+        let unseen = state.requests.back().is_some_and(|r| r.seq >= self.next);
+        let movable = !self.found.is_empty() && self.room(state) > 0;
+        unseen || movable
+    }
+
+    /// Whether anything queued is left to look at or to move.
+    pub fn pending(&self, state: &State) -> bool {
+        let unseen = state.requests.back().is_some_and(|r| r.seq >= self.next);
+        unseen || (!self.found.is_empty() && !state.requests.is_empty())
+    }
+
+    /// How many more large files may be moved ahead now.
+    fn room(&self, state: &State) -> usize {
+        PROMOTED_MAX.saturating_sub(state.promoted + state.large.len())
+    }
+
+    /// Looks at the next few requests, and moves the largest files found to the front while
+    /// there is room.
+    pub fn step<R>(&mut self, shared: &Shared<R>) {
+        let batch: Vec<(u64, Source)> = {
+            let state = shared.lock();
+            state
+                .requests
+                .iter()
+                .filter(|r| r.seq >= self.next && !r.promoted)
+                .take(SCOUT_STEP)
+                .map(|r| (r.seq, r.source.clone()))
+                .collect()
+        };
+        if let Some(&(last, _)) = batch.last() {
+            self.next = last + 1;
+        }
+        for (seq, source) in batch {
+            if let Some(Ok(stat)) = source.stat() {
+                let regular = FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile;
+                if regular && stat.st_size as u64 > WHOLE_MAX {
+                    self.found.push((stat.st_size as u64, seq));
+                }
+            }
+        }
+        self.promote(shared);
+    }
+
+    /// Moves the largest files found to the front of the queue, while there is room.
+    fn promote<R>(&mut self, shared: &Shared<R>) {
+        if self.found.is_empty() {
+            return;
+        }
+        self.found.sort_unstable();
+        let mut state = shared.lock();
+        let mut moved = false;
+        while self.room(&state) > 0 {
+            let Some((_, seq)) = self.found.pop() else {
+                break;
+            };
+            // Not queued any more: a reader took it in its turn.
+            let Some(at) = state.requests.iter().position(|r| r.seq == seq) else {
+                continue;
+            };
+            if let Some(mut request) = state.requests.remove(at) {
+                request.promoted = true;
+                state.promoted += 1;
+                state.requests.push_front(request);
+                moved = true;
+            }
+        }
+        drop(state);
+        if moved {
+            shared.readers_cv.notify_all();
+        }
+    }
+}
+
 /// Files from this size up are announced to the kernel (`posix_fadvise`) before they are
 /// read: a small file is one block, which the read itself fetches.
 const FADVISE_MIN: u64 = 64 << 10;
@@ -446,18 +560,17 @@ fn prepare<R: Send + 'static>(
         source,
         algorithm,
         unless,
+        ..
     } = request;
     if let Some(recorded) = unless
         && unchanged(&source, &recorded)
     {
         let name = source.into_name();
-        outbox.finish(
-            seq,
-            Ok(Hashing::Unchanged {
-                name,
-                state: recorded,
-            }),
-        );
+        let unchanged = Hashing::Unchanged {
+            name,
+            state: recorded,
+        };
+        outbox.finish(seq, Ok(unchanged));
         return None;
     }
     // A source named on the command line may be a FIFO, whose open waits for a writer, or
@@ -488,7 +601,9 @@ fn prepare<R: Send + 'static>(
     };
     let size = before.st_size as u64;
     let regular = FileType::from_raw_mode(before.st_mode) == FileType::RegularFile;
-    if !regular {
+    if regular {
+        shared.count_opened(size);
+    } else {
         // FIFOs and devices named on the command line: hashed here.
         let hashed = hash_stream(&mut &file, algorithm);
         outbox.finish(seq, outcome(source, hashed.map(Some)));

@@ -35,7 +35,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex};
 
 use rayon::ThreadPool;
 
@@ -43,8 +43,8 @@ use crate::digest::Algorithm;
 use crate::engine::io;
 use crate::engine::lanes;
 use crate::engine::policy::IoPolicy;
-use crate::engine::shared::{BufferPool, Mailbox, Reader, Request, Shared, State};
-pub use crate::engine::shared::{POLL, Then, Tuning};
+use crate::engine::shared::{BufferPool, Mailbox, POLL, Reader, Request, Shared, State};
+pub use crate::engine::shared::{Then, Tuning};
 use crate::engine::source::{FileId, Source};
 use crate::format::state::FileState;
 use crate::signals;
@@ -172,6 +172,7 @@ fn new_shared<R>(engine: &Engine<'_>, readers: usize) -> Arc<Shared<R>> {
         state: Mutex::new(State {
             requests: VecDeque::new(),
             whole: VecDeque::new(),
+            promoted: 0,
             large: Vec::new(),
             streams: Vec::new(),
             fed: 0,
@@ -209,6 +210,8 @@ fn new_shared<R>(engine: &Engine<'_>, readers: usize) -> Arc<Shared<R>> {
         watched: AtomicBool::new(engine.io.stall_timeout.is_some()),
         nowait_unsupported: AtomicBool::new(false),
         misses: AtomicU64::new(0),
+        opened_files: AtomicU64::new(0),
+        opened_bytes: AtomicU64::new(0),
     })
 }
 
@@ -232,6 +235,7 @@ fn feed<T, R: Send + 'static>(
 ) {
     let window = shared.thens.len() as u64;
     let mut gathered: Vec<Request> = Vec::with_capacity(FEED_BATCH);
+    let mut scout = io::Scout::default();
     let mut seq = 0u64;
     let mut items = items;
     loop {
@@ -241,16 +245,7 @@ fn feed<T, R: Send + 'static>(
             if !queue(shared, &mut gathered, seq) {
                 return;
             }
-            let mut state = shared.lock();
-            while !state.cancelled && seq >= state.printed + window {
-                state.feeder_waiting = true;
-                state = shared
-                    .feeder_cv
-                    .wait(state)
-                    .unwrap_or_else(PoisonError::into_inner);
-                state.feeder_waiting = false;
-            }
-            if state.cancelled {
+            if !wait_for_room(shared, seq, &mut scout) {
                 return;
             }
         }
@@ -269,6 +264,7 @@ fn feed<T, R: Send + 'static>(
                     source,
                     algorithm,
                     unless,
+                    promoted: false,
                 });
             }
         }
@@ -285,7 +281,53 @@ fn feed<T, R: Send + 'static>(
     shared.readers_cv.notify_all();
     shared.extra_cv.notify_all();
     shared.mailbox.wake();
+    scout_the_rest(shared, &mut scout);
 }
+
+/// Waits until item `seq` fits in the window, looking ahead in the queue for large files
+/// meanwhile. `false` if the run was cancelled.
+fn wait_for_room<R>(shared: &Shared<R>, seq: u64, scout: &mut io::Scout) -> bool {
+    let window = shared.thens.len() as u64;
+    let mut state = shared.lock();
+    while !state.cancelled && seq >= state.printed + window {
+        if scout.wanted(shared, &state) {
+            drop(state);
+            scout.step(shared);
+            state = shared.lock();
+            continue;
+        }
+        state.feeder_waiting = true;
+        state = shared
+            .feeder_cv
+            .wait_timeout(state, POLL)
+            .map(|(state, _)| state)
+            .unwrap_or_else(|poisoned| poisoned.into_inner().0);
+        state.feeder_waiting = false;
+    }
+    !state.cancelled
+}
+
+/// Once everything is queued: the scout looks through what the readers have not taken yet.
+fn scout_the_rest<R>(shared: &Shared<R>, scout: &mut io::Scout) {
+    let mut state = shared.lock();
+    while !(state.cancelled || state.finished) && scout.pending(&state) {
+        if scout.wanted(shared, &state) {
+            drop(state);
+            scout.step(shared);
+            state = shared.lock();
+        } else {
+            state = shared
+                .feeder_cv
+                .wait_timeout(state, SCOUT_POLL)
+                .map(|(state, _)| state)
+                .unwrap_or_else(|poisoned| poisoned.into_inner().0);
+        }
+    }
+}
+
+/// How often the scout looks again when it has nothing to do yet (too few files opened to
+/// judge, or no room to move a large file ahead).
+const SCOUT_POLL: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Queues the requests gathered, with `fed` items numbered so far, and wakes readers that
 /// sleep. `false` if the run was cancelled.

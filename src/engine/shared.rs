@@ -69,6 +69,8 @@ pub(crate) struct Request {
     pub source: Source,
     pub algorithm: Algorithm,
     pub unless: Option<FileState>,
+    /// Moved to the front of the queue by the scout: a large file to start early.
+    pub promoted: bool,
 }
 
 /// A file a reader prepared for the hashing workers.
@@ -137,6 +139,9 @@ pub(crate) struct State {
     pub requests: VecDeque<Request>,
     /// Files read whole, waiting for a worker, in the order they were read.
     pub whole: VecDeque<Ready>,
+    /// Requests for large files moved to the front of the queue by the scout, not yet taken
+    /// by a reader.
+    pub promoted: usize,
     /// Large files opened, waiting for a worker (few: the largest goes first).
     pub large: Vec<Ready>,
     /// Large files being hashed.
@@ -198,6 +203,10 @@ pub(crate) struct Shared<R> {
     pub nowait_unsupported: AtomicBool,
     /// Reads that had to wait on storage, so far.
     pub misses: AtomicU64,
+    /// Regular files opened by the readers so far, and their bytes: the average size tells
+    /// whether looking ahead for large files is worth a stat per file (`io::scout`).
+    pub opened_files: AtomicU64,
+    pub opened_bytes: AtomicU64,
 }
 
 impl<R> Shared<R> {
@@ -211,6 +220,12 @@ impl<R> Shared<R> {
         self.thens[slot]
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Counts a regular file of `size` bytes opened by a reader.
+    pub fn count_opened(&self, size: u64) {
+        self.opened_files.fetch_add(1, Ordering::Relaxed);
+        self.opened_bytes.fetch_add(size, Ordering::Relaxed);
     }
 
     /// Finishes item `seq` with `result`: its `then` makes the command's result, which goes
