@@ -41,7 +41,7 @@ class Delayed(fuse.Operations):
         self.open_s = open_s
         self.read_s = read_s
         self.hang = hang
-        self.release = release
+        self.release_file = release
 
     def _real(self, path):
         return os.path.join(self.source, path.lstrip("/"))
@@ -74,7 +74,7 @@ class Delayed(fuse.Operations):
     def read(self, path, size, offset, fh):
         if any(fnmatch.fnmatch(path.lstrip("/"), pattern) for pattern in self.hang):
             # Until the release file exists: then the read fails, so the daemon can exit.
-            while not (self.release and os.path.exists(self.release)):
+            while not (self.release_file and os.path.exists(self.release_file)):
                 time.sleep(0.05)
             raise fuse.FuseOSError(errno.EIO)
         time.sleep(self.read_s)

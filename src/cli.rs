@@ -334,6 +334,12 @@ struct HashArgs {
     #[arg(long, value_name = "K/N", value_parser = parse_shard)]
     shard: Option<Shard>,
 
+    /// The same split as --shard, with the part counted from 0 (I from 0 to N-1; --shard-index
+    /// I/N is --shard I+1/N), as a Kubernetes Indexed Job numbers its pods in
+    /// JOB_COMPLETION_INDEX: a container without a shell cannot add 1
+    #[arg(long, value_name = "I/N", value_parser = parse_shard_index, conflicts_with = "shard")]
+    shard_index: Option<Shard>,
+
     #[command(flatten)]
     pool: PoolArgs,
 }
@@ -482,6 +488,40 @@ impl Cli {
     pub fn definition() -> clap::Command {
         Cli::command()
     }
+
+    /// Parses the process's arguments. `-V` and `--version` print [`version_text`]: the
+    /// version, and the SHA-256 path this CPU takes, as ripgrep's `--version` lists its SIMD
+    /// features, since a bug report or a benchmark means little without it.
+    pub fn parse_args() -> Result<Cli, clap::Error> {
+        static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let text = TEXT.get_or_init(version_text).as_str();
+        let matches = Cli::command().version(text).try_get_matches()?;
+        <Cli as clap::FromArgMatches>::from_arg_matches(&matches)
+    }
+}
+
+/// What `sumpool --version` prints after the name: the version, the SHA-256 path, and how the
+/// binary was built.
+pub fn version_text() -> String {
+    let sha = if crate::engine::multibuf::accelerated() {
+        format!(
+            "SHA extensions, {} files interleaved per core (multi-buffer lanes)",
+            crate::engine::multibuf::MAX_LANES
+        )
+    } else {
+        "portable (no SHA extensions on this CPU: one file at a time per core)".to_string()
+    };
+    let linking = if cfg!(target_feature = "crt-static") {
+        "statically linked"
+    } else {
+        "dynamically linked"
+    };
+    format!(
+        "{}\nSHA-256: {sha}\nbuild: {}-{}, {linking}",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::ARCH,
+        std::env::consts::OS
+    )
 }
 
 /// Parses a duration in seconds (a decimal number, more than 0).
@@ -527,6 +567,28 @@ fn parse_shard(text: &str) -> Result<Shard, String> {
         ));
     }
     Ok(Shard { index, count })
+}
+
+/// Parses `I/N` with I counted from 0 into the [`Shard`] `I+1/N`.
+fn parse_shard_index(text: &str) -> Result<Shard, String> {
+    let (index, count) = text.split_once('/').ok_or("expected I/N, such as 0/8")?;
+    let index: u64 = index
+        .trim()
+        .parse()
+        .map_err(|_| format!("{index:?} is not a number"))?;
+    let count: u64 = count
+        .trim()
+        .parse()
+        .map_err(|_| format!("{count:?} is not a number"))?;
+    if count == 0 || index >= count {
+        return Err(format!(
+            "I must be from 0 to N-1, and N at least 1 (got {index}/{count})"
+        ));
+    }
+    Ok(Shard {
+        index: index + 1,
+        count,
+    })
 }
 
 fn usage_error(message: impl std::fmt::Display) -> clap::Error {
@@ -600,7 +662,7 @@ fn hash_config(args: HashArgs) -> Result<Config, clap::Error> {
         command: Command::Hash(HashConfig {
             inputs,
             files_from,
-            walk: args.walk.options(args.shard)?,
+            walk: args.walk.options(args.shard.or(args.shard_index))?,
             format,
             hash: HashOptions {
                 algorithm,

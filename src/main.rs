@@ -3,13 +3,11 @@
 use std::io::{self, Write};
 use std::process::ExitCode;
 
-use clap::Parser;
-
 use sumpool::cli::{Action, Cli};
 use sumpool::report::{EXIT_ERROR, EXIT_SUCCESS, PROGRAM, exit_code, io_reason, is_broken_pipe};
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::parse_args() {
         Ok(cli) => cli,
         Err(err) => {
             // Help and version go to stdout with status 0; usage errors to stderr with 2.

@@ -553,3 +553,40 @@ fn completions_manual_and_help() {
     );
     Cmd::sumpool().args(["completions", "tcsh"]).run().code(2);
 }
+
+/// `--version` (and `-V`) name the version and the SHA-256 path this CPU takes: the SHA
+/// extensions with interleaved lanes where /proc/cpuinfo lists `sha_ni`, else the portable code.
+#[test]
+fn version_names_the_sha256_path_of_this_cpu() {
+    let cpu_has_sha = fs::read_to_string("/proc/cpuinfo")
+        .map(|text| {
+            text.lines()
+                .filter(|l| l.starts_with("flags"))
+                .any(|l| l.split_whitespace().any(|flag| flag == "sha_ni"))
+        })
+        .unwrap_or(false);
+    for flag in ["--version", "-V"] {
+        let run = Cmd::sumpool().arg(flag).run();
+        run.code(0).stderr_empty();
+        let text = String::from_utf8_lossy(&run.stdout).into_owned();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines.first().copied(),
+            Some(concat!("sumpool ", env!("CARGO_PKG_VERSION"))),
+            "{text}"
+        );
+        let sha = lines.get(1).copied().unwrap_or_default();
+        if cpu_has_sha && cfg!(target_arch = "x86_64") {
+            assert!(
+                sha.starts_with("SHA-256: SHA extensions, 4 files"),
+                "{text}"
+            );
+        } else {
+            assert!(sha.starts_with("SHA-256: portable"), "{text}");
+        }
+        let build = lines.get(2).copied().unwrap_or_default();
+        assert!(build.starts_with("build: x86_64-linux, ") || !cfg!(target_arch = "x86_64"));
+        // The test build is the dynamic one.
+        assert!(build.ends_with("dynamically linked"), "{text}");
+    }
+}

@@ -125,6 +125,40 @@ fn shard_spec_is_checked_and_stable() {
     assert_eq!(strip(&dotted.stdout), strip(&first.stdout));
 }
 
+/// `--shard-index I/N` (counted from 0, as a Kubernetes Indexed Job numbers its pods) is the
+/// same split as `--shard I+1/N`.
+#[test]
+fn shard_index_counts_from_zero() {
+    let dir = temp_dir();
+    awkward_tree(&dir.path().join("tree"));
+    for n in 1..=4u32 {
+        for i in 0..n {
+            let by_index = Cmd::sumpool()
+                .args(["hash", "--shard-index", &format!("{i}/{n}"), "tree"])
+                .dir(dir.path())
+                .run();
+            by_index.code(0);
+            let by_part = Cmd::sumpool()
+                .args(["hash", "--shard", &format!("{}/{n}", i + 1), "tree"])
+                .dir(dir.path())
+                .run();
+            by_index.stdout_is(&by_part.stdout);
+        }
+    }
+    for bad in ["3/3", "1/0", "-1/2", "x/2", "0"] {
+        Cmd::sumpool()
+            .args(["hash", "--shard-index", bad, "tree"])
+            .dir(dir.path())
+            .run()
+            .code(2);
+    }
+    Cmd::sumpool()
+        .args(["hash", "--shard-index", "0/2", "--shard", "1/2", "tree"])
+        .dir(dir.path())
+        .run()
+        .code(2);
+}
+
 #[test]
 fn merge_refuses_what_is_not_a_manifest_in_walk_order() {
     let dir = temp_dir();

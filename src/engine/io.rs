@@ -1075,3 +1075,87 @@ pub(crate) fn interrupt_readers<R>(shared: &Shared<R>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::path::{Path, PathBuf};
+
+    use super::take_requests;
+    use crate::digest::Algorithm;
+    use crate::engine::policy::ReadOrder;
+    use crate::engine::shared::Request;
+    use crate::engine::source::{DirHandle, Source};
+
+    /// Requests in sequence order, with these inode numbers.
+    fn queue(inodes: &[u64]) -> VecDeque<Request> {
+        let dir = DirHandle::open(Path::new(".")).expect("the working directory opens");
+        inodes
+            .iter()
+            .enumerate()
+            .map(|(seq, &ino)| Request {
+                seq: seq as u64,
+                source: Source::InDir {
+                    path: PathBuf::from(format!("f{seq}")),
+                    dir: dir.clone(),
+                    ino,
+                },
+                algorithm: Algorithm::Sha256,
+                unless: None,
+                promoted: false,
+            })
+            .collect()
+    }
+
+    fn inodes(taken: &[Request]) -> Vec<u64> {
+        taken.iter().map(|r| r.source.ino().unwrap_or(0)).collect()
+    }
+
+    #[test]
+    fn walk_order_takes_the_first_requests() {
+        let mut q = queue(&[50, 10, 40, 20, 30]);
+        let taken = take_requests(&mut q, 2, ReadOrder::Walk);
+        assert_eq!(inodes(&taken), [50, 10]);
+        let rest = take_requests(&mut q, 10, ReadOrder::Walk);
+        assert_eq!(inodes(&rest), [40, 20, 30]);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn inode_order_sweeps_within_the_lookahead_only() {
+        // Lookahead 3: each pick is the smallest inode among the first 3 requests still
+        // queued (never one further back), and every request is taken exactly once.
+        let mut q = queue(&[50, 10, 40, 20, 30, 5]);
+        let order = ReadOrder::Inode { lookahead: 3 };
+        let taken = take_requests(&mut q, 6, order);
+        assert_eq!(inodes(&taken), [10, 20, 30, 5, 40, 50]);
+        assert!(q.is_empty());
+
+        // Ties keep walk order; a lookahead of the whole queue sorts it.
+        let mut q = queue(&[7, 3, 7, 1, 3]);
+        let taken = take_requests(&mut q, 5, ReadOrder::Inode { lookahead: 64 });
+        assert_eq!(inodes(&taken), [1, 3, 3, 7, 7]);
+        let seqs: Vec<u64> = taken.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, [3, 1, 4, 0, 2]);
+
+        // A lookahead of 1 (or 0) is walk order.
+        let mut q = queue(&[9, 8, 7]);
+        let taken = take_requests(&mut q, 3, ReadOrder::Inode { lookahead: 0 });
+        assert_eq!(inodes(&taken), [9, 8, 7]);
+    }
+
+    #[test]
+    fn sources_without_an_inode_go_last_within_the_lookahead() {
+        let mut q = queue(&[4, 2]);
+        q.push_front(Request {
+            seq: 99,
+            source: Source::Path(PathBuf::from("named")),
+            algorithm: Algorithm::Sha256,
+            unless: None,
+            promoted: false,
+        });
+        let taken = take_requests(&mut q, 3, ReadOrder::Inode { lookahead: 8 });
+        let seqs: Vec<u64> = taken.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, [1, 0, 99]);
+    }
+}

@@ -515,3 +515,64 @@ fn wait_for_chunks<R>(shared: &Shared<R>, lanes: &[Lane]) {
             .unwrap_or_else(PoisonError::into_inner);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::sync::Arc;
+
+    use super::take_next;
+    use crate::digest::Algorithm;
+    use crate::engine::shared::{BufferPool, Ready, ReadyKind, State};
+
+    fn large(seq: u64, size: u64) -> Ready {
+        let file = tempfile::tempfile().expect("a temporary file");
+        let mut before = rustix::fs::fstat(&file).expect("fstat");
+        before.st_size = size as _;
+        Ready {
+            seq,
+            name: PathBuf::from(format!("f{seq}")),
+            algorithm: Algorithm::Sha256,
+            kind: ReadyKind::Large {
+                file: Arc::new(file),
+                before,
+            },
+        }
+    }
+
+    fn whole(pool: &Arc<BufferPool>, seq: u64) -> Ready {
+        Ready {
+            seq,
+            name: PathBuf::from(format!("f{seq}")),
+            algorithm: Algorithm::Sha256,
+            kind: ReadyKind::Whole {
+                data: pool.try_acquire(16).expect("room"),
+                state: None,
+            },
+        }
+    }
+
+    fn seqs(state: &mut State, may_stream: bool) -> Vec<u64> {
+        std::iter::from_fn(|| take_next(state, may_stream))
+            .map(|r| r.seq)
+            .collect()
+    }
+
+    #[test]
+    fn the_largest_file_goes_first_then_whole_files_in_read_order() {
+        let pool = Arc::new(BufferPool::new(1 << 20));
+        let mut state = State::new(Vec::new());
+        state.large = vec![large(7, 10 << 20), large(2, 1 << 30), large(5, 1 << 30)];
+        state.large.push(large(9, 600 << 20));
+        state.whole = [4, 1, 8].map(|seq| whole(&pool, seq)).into();
+        // Largest first; of two the same size, the earlier in the walk.
+        assert_eq!(seqs(&mut state, true), [2, 5, 9, 7, 4, 1, 8]);
+
+        // A worker that may not stream another large file takes whole files only.
+        let mut state = State::new(Vec::new());
+        state.large = vec![large(3, 1 << 30)];
+        state.whole = [1, 2].map(|seq| whole(&pool, seq)).into();
+        assert_eq!(seqs(&mut state, false), [1, 2]);
+        assert_eq!(state.large.len(), 1);
+    }
+}

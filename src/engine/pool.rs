@@ -169,30 +169,14 @@ where
 /// The shared state of a new run with `readers` readers.
 fn new_shared<R>(engine: &Engine<'_>, readers: usize) -> Arc<Shared<R>> {
     Arc::new(Shared {
-        state: Mutex::new(State {
-            requests: VecDeque::new(),
-            whole: VecDeque::new(),
-            promoted: 0,
-            large: Vec::new(),
-            streams: Vec::new(),
-            fed: 0,
-            feeding_done: false,
-            printed: 0,
-            cancelled: false,
-            finished: false,
-            readers: (0..readers)
+        state: Mutex::new(State::new(
+            (0..readers)
                 .map(|index| Reader {
                     core: index < io::core_readers(&engine.io),
                     ..Reader::default()
                 })
                 .collect(),
-            workers_waiting: 0,
-            readers_waiting: 0,
-            feeder_waiting: false,
-            slow_until: None,
-            slow_count: 0,
-            last_slow: None,
-        }),
+        )),
         readers_cv: Condvar::new(),
         extra_cv: Condvar::new(),
         workers_cv: Condvar::new(),
@@ -452,5 +436,33 @@ impl<R> Reorder<R> {
         } else {
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Reorder;
+
+    #[test]
+    fn reorder_hands_results_back_in_sequence_order() {
+        let mut reorder = Reorder::default();
+        for seq in [3u64, 1, 4, 0, 2, 6] {
+            reorder.insert(seq, seq * 10);
+        }
+        let mut out = Vec::new();
+        while let Some(r) = reorder.pop_ready() {
+            out.push(r);
+        }
+        // 5 has not come: 6 waits behind it.
+        assert_eq!(out, [0, 10, 20, 30, 40]);
+        assert_eq!(reorder.first_missing_from(0), 5);
+        assert_eq!(reorder.first_missing_from(1), 7);
+        reorder.insert(5, 50);
+        // A result for a sequence number already handed out is ignored.
+        reorder.insert(2, 99);
+        assert_eq!(reorder.pop_ready(), Some(50));
+        assert_eq!(reorder.pop_ready(), Some(60));
+        assert_eq!(reorder.pop_ready(), None);
+        assert_eq!(reorder.first_missing_from(0), 7);
     }
 }

@@ -172,6 +172,31 @@ pub(crate) struct State {
     pub last_slow: Option<Instant>,
 }
 
+impl State {
+    /// The state of a run that has not started, with these readers.
+    pub fn new(readers: Vec<Reader>) -> State {
+        State {
+            requests: VecDeque::new(),
+            whole: VecDeque::new(),
+            promoted: 0,
+            large: Vec::new(),
+            streams: Vec::new(),
+            fed: 0,
+            feeding_done: false,
+            printed: 0,
+            cancelled: false,
+            finished: false,
+            readers,
+            workers_waiting: 0,
+            readers_waiting: 0,
+            feeder_waiting: false,
+            slow_until: None,
+            slow_count: 0,
+            last_slow: None,
+        }
+    }
+}
+
 /// What every thread of a run shares. `'static` (behind an `Arc`), because readers are not
 /// joined: one may be stuck in the kernel after the run ended.
 pub(crate) struct Shared<R> {
@@ -644,5 +669,51 @@ impl Drop for Buffer {
     fn drop(&mut self) {
         let data = std::mem::take(&mut self.data);
         self.pool.release(data, self.size);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::BufferPool;
+
+    #[test]
+    fn buffer_pool_keeps_to_its_budget() {
+        let pool = Arc::new(BufferPool::new(64 << 10));
+        // Sizes are rounded up to a power of two (30,000 takes 32 KiB).
+        let a = pool.try_acquire(30_000).expect("room");
+        let b = pool.try_acquire(32 << 10).expect("room");
+        assert!(pool.try_acquire(1).is_none(), "the budget is full");
+        drop(a);
+        let c = pool.try_acquire(20_000).expect("room given back");
+        assert!(pool.try_acquire(1).is_none());
+        drop((b, c));
+        // Any one buffer fits an empty budget, however large, so no file is refused.
+        let huge = pool
+            .try_acquire(1 << 20)
+            .expect("an empty budget takes anything");
+        assert!(pool.try_acquire(1).is_none());
+
+        // A reader waiting for room gets it when a buffer is dropped...
+        let waiter = {
+            let pool = Arc::clone(&pool);
+            std::thread::spawn(move || pool.acquire(4096).map(|mut b| b.fill(4096).len()))
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        drop(huge);
+        assert_eq!(waiter.join().expect("no panic"), Some(4096));
+
+        // ...and is refused, not left waiting, once the pool is closed.
+        let full = pool.try_acquire(64 << 10).expect("room");
+        let refused = {
+            let pool = Arc::clone(&pool);
+            std::thread::spawn(move || pool.acquire(4096).is_none())
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        pool.close();
+        assert!(refused.join().expect("no panic"));
+        drop(full);
     }
 }
