@@ -10,7 +10,7 @@
 //! forever holds one reader, which the stall watchdog replaces, where a ring would hold its
 //! slot. See the README's Performance section for the figures.
 //!
-//! What a reader does with one request (`pool::Request`), in the order the device policy
+//! What a reader does with one request (`shared::Request`), in the order the device policy
 //! says (walk order; inode order on a spinning disk):
 //!
 //! - if the command recorded a state for the file (`hash --update`), a stat first: the same

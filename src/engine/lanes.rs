@@ -3,7 +3,7 @@
 //!
 //! A single SHA-256 stream leaves the CPU's SHA unit waiting on its own latency; streams of
 //! different files can fill those waits (`multibuf` has the figures). So each worker keeps up
-//! to [`Tuning::lanes`](crate::engine::pool::Tuning) files *in flight*, compresses the whole
+//! to [`Tuning::lanes`](crate::engine::shared::Tuning) files *in flight*, compresses the whole
 //! blocks they all have in one interleaved pass, and as soon as a file ends, hands its result
 //! on and takes the next. Nothing is split inside a file, and results reach the printing
 //! thread by sequence number, so the output order is unchanged.
