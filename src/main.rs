@@ -32,6 +32,16 @@ fn main() -> ExitCode {
             return ExitCode::from(err.exit_code().clamp(0, 255) as u8);
         }
     };
+    // glibc raises its mmap threshold each time a large block is freed, and from then on
+    // keeps freed buffers of a megabyte in its per-thread arenas: with tens of readers on a
+    // cold disk, tens of megabytes of memory holding nothing (121 MiB peak on 2,000 files of
+    // 1 MiB). A fixed threshold gives every buffer of 256 KiB or more back when it is freed;
+    // sumpool keeps its own few spares (engine::shared).
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; called before any other thread runs.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10);
+    }
     sumpool::signals::install();
     let mut out = sumpool::format::line::stdout_writer();
     // Not locked for the whole run: the progress bar's ticker thread writes to stderr too.

@@ -457,11 +457,42 @@ fn class_of(len: usize) -> (usize, usize) {
 thread_local! {
     /// Spare buffers of this thread, by size class, kept for reuse: a buffer is filled and
     /// dropped mostly on the same reader.
-    static SPARE: std::cell::RefCell<Vec<Vec<Vec<u8>>>> = const { std::cell::RefCell::new(Vec::new()) };
+    static SPARE: std::cell::RefCell<Spares> = const {
+        std::cell::RefCell::new(Spares { lists: Vec::new(), bytes: 0 })
+    };
 }
 
-/// Most bytes of spare buffers one thread keeps.
-const SPARE_MAX: usize = 4 << 20;
+/// The spare buffers of one thread.
+struct Spares {
+    /// By size class.
+    lists: Vec<Vec<Vec<u8>>>,
+    /// Their bytes, counted in [`SPARE_ALL`] too.
+    bytes: usize,
+}
+
+impl Drop for Spares {
+    fn drop(&mut self) {
+        SPARE_ALL.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
+}
+
+/// Most bytes of small spare buffers one thread keeps.
+const SPARE_MAX: usize = 256 << 10;
+
+/// Bytes of small spare buffers all threads keep, and the most they may: with tens of
+/// readers working at once (a cold disk), a few megabytes each would be past 100 MiB of
+/// memory that holds nothing.
+static SPARE_ALL: AtomicUsize = AtomicUsize::new(0);
+const SPARE_ALL_MAX: usize = 4 << 20;
+
+/// Buffers from this size up are kept in one list shared by all threads: a lock per file is
+/// nothing beside reading 128 KiB or more, and a reader rarely reads two large files in a
+/// row, so per-thread spares of them would pile up on every reader.
+const SHARED_FROM: usize = 128 << 10;
+
+/// The shared spare buffers, and the most bytes they hold.
+static SHARED_SPARES: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+const SHARED_SPARES_MAX: usize = 8 << 20;
 
 impl BufferPool {
     pub fn new(budget: usize) -> BufferPool {
@@ -484,7 +515,24 @@ impl BufferPool {
     }
 
     fn buffer(self: &Arc<BufferPool>, class: usize, size: usize) -> Buffer {
-        let spare = SPARE.with(|spare| spare.borrow_mut().get_mut(class).and_then(Vec::pop));
+        if size >= SHARED_FROM {
+            let mut shared = SHARED_SPARES.lock().unwrap_or_else(PoisonError::into_inner);
+            let found = shared.iter().position(|b| b.capacity() == size);
+            let data = found.map(|i| shared.swap_remove(i)).unwrap_or_default();
+            return Buffer {
+                data,
+                len: 0,
+                size,
+                pool: Arc::clone(self),
+            };
+        }
+        let spare = SPARE.with(|spare| {
+            let mut spare = spare.try_borrow_mut().ok()?;
+            let data = spare.lists.get_mut(class).and_then(Vec::pop)?;
+            spare.bytes -= CLASS_MIN << class;
+            SPARE_ALL.fetch_sub(CLASS_MIN << class, Ordering::AcqRel);
+            Some(data)
+        });
         Buffer {
             data: spare.unwrap_or_default(),
             len: 0,
@@ -535,22 +583,17 @@ impl BufferPool {
     fn release(&self, data: Vec<u8>, size: usize) {
         self.used.fetch_sub(size, Ordering::AcqRel);
         let (class, _) = class_of(size);
-        SPARE.with(|spare| {
-            let Ok(mut spare) = spare.try_borrow_mut() else {
-                return;
-            };
-            if spare.len() <= class {
-                spare.resize_with(class + 1, Vec::new);
+        if size >= SHARED_FROM {
+            if data.capacity() == size {
+                let mut shared = SHARED_SPARES.lock().unwrap_or_else(PoisonError::into_inner);
+                let kept: usize = shared.iter().map(Vec::capacity).sum();
+                if kept + size <= SHARED_SPARES_MAX {
+                    shared.push(data);
+                }
             }
-            let kept: usize = spare
-                .iter()
-                .enumerate()
-                .map(|(c, list)| list.len() * (CLASS_MIN << c))
-                .sum();
-            if kept + size <= SPARE_MAX {
-                spare[class].push(data);
-            }
-        });
+        } else {
+            BufferPool::keep_small(data, size, class);
+        }
         if self.waiting.load(Ordering::Acquire) > 0 {
             let _guard = self
                 .wait_lock
@@ -558,6 +601,27 @@ impl BufferPool {
                 .unwrap_or_else(PoisonError::into_inner);
             self.room.notify_all();
         }
+    }
+
+    /// Keeps a small buffer among this thread's spares, if there is room.
+    fn keep_small(data: Vec<u8>, size: usize, class: usize) {
+        SPARE.with(|spare| {
+            let Ok(mut spare) = spare.try_borrow_mut() else {
+                return;
+            };
+            if spare.bytes + size > SPARE_MAX {
+                return;
+            }
+            if SPARE_ALL.fetch_add(size, Ordering::AcqRel) + size > SPARE_ALL_MAX {
+                SPARE_ALL.fetch_sub(size, Ordering::AcqRel);
+                return;
+            }
+            if spare.lists.len() <= class {
+                spare.lists.resize_with(class + 1, Vec::new);
+            }
+            spare.lists[class].push(data);
+            spare.bytes += size;
+        });
     }
 
     /// Wakes and refuses every reader waiting for room: the run is over.
