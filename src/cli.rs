@@ -552,15 +552,7 @@ fn parse_percent(text: &str) -> Result<f64, String> {
 
 /// Parses `K/N` with 1 <= K <= N.
 fn parse_shard(text: &str) -> Result<Shard, String> {
-    let (index, count) = text.split_once('/').ok_or("expected K/N, such as 2/8")?;
-    let index: u64 = index
-        .trim()
-        .parse()
-        .map_err(|_| format!("{index:?} is not a number"))?;
-    let count: u64 = count
-        .trim()
-        .parse()
-        .map_err(|_| format!("{count:?} is not a number"))?;
+    let (index, count) = parse_fraction(text, "K/N, such as 2/8")?;
     if count == 0 || index == 0 || index > count {
         return Err(format!(
             "K must be from 1 to N, and N at least 1 (got {index}/{count})"
@@ -571,15 +563,7 @@ fn parse_shard(text: &str) -> Result<Shard, String> {
 
 /// Parses `I/N` with I counted from 0 into the [`Shard`] `I+1/N`.
 fn parse_shard_index(text: &str) -> Result<Shard, String> {
-    let (index, count) = text.split_once('/').ok_or("expected I/N, such as 0/8")?;
-    let index: u64 = index
-        .trim()
-        .parse()
-        .map_err(|_| format!("{index:?} is not a number"))?;
-    let count: u64 = count
-        .trim()
-        .parse()
-        .map_err(|_| format!("{count:?} is not a number"))?;
+    let (index, count) = parse_fraction(text, "I/N, such as 0/8")?;
     if count == 0 || index >= count {
         return Err(format!(
             "I must be from 0 to N-1, and N at least 1 (got {index}/{count})"
@@ -589,6 +573,19 @@ fn parse_shard_index(text: &str) -> Result<Shard, String> {
         index: index + 1,
         count,
     })
+}
+
+/// Two numbers around a `/`; `expected` says what the form is when it is not that.
+fn parse_fraction(text: &str, expected: &str) -> Result<(u64, u64), String> {
+    let (index, count) = text
+        .split_once('/')
+        .ok_or_else(|| format!("expected {expected}"))?;
+    let number = |part: &str| {
+        part.trim()
+            .parse::<u64>()
+            .map_err(|_| format!("{part:?} is not a number"))
+    };
+    Ok((number(index)?, number(count)?))
 }
 
 fn usage_error(message: impl std::fmt::Display) -> clap::Error {

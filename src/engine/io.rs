@@ -44,7 +44,8 @@ use crate::engine::lanes::hash_wholes;
 use crate::engine::mapped::{WINDOW, Window};
 use crate::engine::policy::{IoPolicy, ReadOrder};
 use crate::engine::read::{
-    Digested, Hashing, Opened, changed, fstat, open_source, outcome, regular_state, unchanged,
+    Digested, Hashing, Opened, changed, fstat, hash_reader, open_source, outcome, regular_state,
+    unchanged,
 };
 use crate::engine::shared::{
     Buffer, CHUNKS_AHEAD, Chunk, Hands, Outbox, POLL, Reader, Ready, ReadyKind, Request, Shared,
@@ -706,28 +707,15 @@ fn read_whole<R>(
     data: &mut Buffer,
 ) -> Result<(), Reason> {
     let size = before.st_size as usize;
-    let buf = data.fill(size);
-    let mut done = 0;
-    while done < size {
-        let read = if done == 0 {
+    // Ending before the size it had, it shrank while being read (and may have grown back
+    // within one timestamp tick, so the status check alone could miss it).
+    fill(data.fill(size), |buf, done| {
+        if done == 0 {
             first_read(shared, file, buf)
         } else {
-            file.read_at(&mut buf[done..], done as u64)
-        };
-        match read {
-            // It ends before the size it had: it shrank while being read (and may have
-            // grown back within one timestamp tick, so the status check alone could miss
-            // it).
-            Ok(0) => return Err(Reason::Changed),
-            Ok(n) => done += n,
-            Err(e) if e.kind() == stdio::ErrorKind::Interrupted => {
-                if signals::stop_requested().is_some() {
-                    return Err(e.into());
-                }
-            }
-            Err(e) => return Err(e.into()),
+            file.read_at(buf, done as u64)
         }
-    }
+    })?;
     // Read as far as the size it had: no read is needed to see its end. If it grew
     // meanwhile, the status says so.
     if changed(before, &fstat(file)?) {
@@ -806,30 +794,11 @@ fn hash_small<R>(
 
 /// Hashes everything `reader` yields until its end: standard input, a FIFO, a device.
 fn hash_stream(reader: &mut impl Read, algorithm: Algorithm) -> Result<Digested, Reason> {
-    with_block(|buf| {
-        let mut hasher = Hasher::new(algorithm);
-        let mut total = 0u64;
-        loop {
-            match reader.read(buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    hasher.update(&buf[..n]);
-                    total += n as u64;
-                }
-                // A read blocked on a FIFO or a terminal returns EINTR on a stop.
-                Err(e) if e.kind() == stdio::ErrorKind::Interrupted => {
-                    if signals::stop_requested().is_some() {
-                        return Err(e.into());
-                    }
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(Digested {
-            digest: hasher.finalize(),
-            bytes: total,
-            state: None,
-        })
+    let (digest, bytes) = with_block(|buf| hash_reader(algorithm, reader, buf))?;
+    Ok(Digested {
+        digest,
+        bytes,
+        state: None,
     })
 }
 
@@ -918,9 +887,22 @@ fn produce_chunk<R>(shared: &Shared<R>, seq: u64) {
 /// while being read).
 fn read_chunk(file: &File, offset: u64, len: usize) -> Result<Vec<u8>, Reason> {
     let mut buf = vec![0u8; len];
+    fill(&mut buf, |rest, done| {
+        file.read_at(rest, offset + done as u64)
+    })?;
+    Ok(buf)
+}
+
+/// Fills `buf` with `read(rest, done)`, which reads into `rest` the bytes from `done` on. A
+/// read that ends early is a file that shrank while being read; EINTR is retried unless the
+/// run is stopping.
+fn fill(
+    buf: &mut [u8],
+    mut read: impl FnMut(&mut [u8], usize) -> stdio::Result<usize>,
+) -> Result<(), Reason> {
     let mut done = 0;
-    while done < len {
-        match file.read_at(&mut buf[done..], offset + done as u64) {
+    while done < buf.len() {
+        match read(&mut buf[done..], done) {
             Ok(0) => return Err(Reason::Changed),
             Ok(n) => done += n,
             Err(e) if e.kind() == stdio::ErrorKind::Interrupted => {
@@ -931,7 +913,7 @@ fn read_chunk(file: &File, offset: u64, len: usize) -> Result<Vec<u8>, Reason> {
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(buf)
+    Ok(())
 }
 
 /// Gives up on what has made no progress for the stall timeout: the item fails as "timed

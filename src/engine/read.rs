@@ -7,7 +7,8 @@
 //! `lanes`'s (hashing workers); neither ever prints: results go back to the command, which
 //! hands them to the single printing thread.
 //!
-//! [`hash_reader`] hashes any reader in blocks, for benchmarks and tests.
+//! [`hash_reader`] hashes any reader in blocks: standard input and FIFOs named on the command
+//! line (through the readers), benchmarks and tests.
 
 use std::ffi::OsStr;
 use std::fs::File;
