@@ -195,7 +195,7 @@ impl WalkArgs {
 #[derive(Debug, Args)]
 struct PoolArgs {
     /// Number of worker threads [default: the available parallelism]
-    #[arg(short = 'j', long, value_name = "N")]
+    #[arg(short = 'j', long, value_name = "N", value_parser = parse_threads)]
     jobs: Option<NonZeroUsize>,
 
     /// Show a progress bar on stderr even when it is not a terminal
@@ -229,7 +229,7 @@ struct PoolArgs {
     /// Reads in flight: reader threads that open and read files while the workers hash
     /// [default: 64 on a network file system, 2 on a spinning disk, 32 otherwise]. 1 reads
     /// one file at a time
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = parse_threads)]
     io_threads: Option<NonZeroUsize>,
 
     /// Report a file that makes no progress for SECONDS as a failure (timed out) and go on
@@ -522,6 +522,23 @@ pub fn version_text() -> String {
         std::env::consts::ARCH,
         std::env::consts::OS
     )
+}
+
+/// Most threads `-j` and `--io-threads` may ask for: far past what any storage or CPU gains
+/// from, and low enough that the threads can always be made (a million failed with "Cannot
+/// allocate memory" inside the thread library, past any error sumpool could report).
+const MAX_THREADS: usize = 1024;
+
+/// Parses a thread count, from 1 to [`MAX_THREADS`].
+fn parse_threads(text: &str) -> Result<NonZeroUsize, String> {
+    let n: usize = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number"))?;
+    match NonZeroUsize::new(n) {
+        Some(n) if n.get() <= MAX_THREADS => Ok(n),
+        _ => Err(format!("must be from 1 to {MAX_THREADS} (got {n})")),
+    }
 }
 
 /// Parses a duration in seconds (a decimal number, more than 0).

@@ -603,6 +603,22 @@ fn usage_errors_exit_2() {
         .run()
         .code(2);
     Cmd::sumpool().args(["hash", "-j", "0"]).run().code(2);
+    // Thread counts the system could not give: a usage error, not an abort.
+    for flag in ["-j", "--io-threads"] {
+        for n in ["0", "1025", "1000000", "x"] {
+            Cmd::sumpool()
+                .args(["hash", flag, n, "src"])
+                .dir(env!("CARGO_MANIFEST_DIR"))
+                .run()
+                .code(2)
+                .stderr_has(flag);
+        }
+        Cmd::sumpool()
+            .args(["hash", flag, "1024", "src"])
+            .dir(env!("CARGO_MANIFEST_DIR"))
+            .run()
+            .code(0);
+    }
     Cmd::sumpool().run().code(2);
     let help = Cmd::sumpool().args(["hash", "--help"]).run();
     help.code(0);
