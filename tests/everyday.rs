@@ -5,7 +5,7 @@ mod util;
 
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -249,6 +249,37 @@ fn output_file_is_atomic_and_never_hashes_itself() {
         .filter(|e| e.file_name().as_bytes().starts_with(b".sumpool-"))
         .collect();
     assert!(leftovers.is_empty());
+
+    // Run again over the same tree: the same bytes, so the file is left as it is (its
+    // inode and permissions kept). After a change, it is replaced by a new file.
+    let target = dir.path().join("t/SHA256SUMS");
+    fs::set_permissions(&target, fs::Permissions::from_mode(0o640)).unwrap();
+    let ino = fs::metadata(&target).unwrap().ino();
+    let again = || {
+        Cmd::sumpool()
+            .args(["hash", "-o", "t/SHA256SUMS", "t"])
+            .dir(dir.path())
+            .run()
+            .code(0)
+            .stderr_empty();
+    };
+    again();
+    assert_eq!(fs::read(&target).unwrap(), manifest);
+    assert_eq!(fs::metadata(&target).unwrap().ino(), ino);
+    fs::write(dir.path().join("t/a.txt"), "changed\n").unwrap();
+    again();
+    let changed = fs::read(&target).unwrap();
+    assert_ne!(changed, manifest);
+    assert_ne!(fs::metadata(&target).unwrap().ino(), ino);
+    assert_eq!(
+        fs::metadata(&target).unwrap().permissions().mode() & 0o777,
+        0o640
+    );
+    Cmd::new("sha256sum")
+        .args(["-c", "--quiet", "t/SHA256SUMS"])
+        .dir(dir.path())
+        .run()
+        .code(0);
 
     // A target in a directory that does not exist is fatal, and nothing is written.
     let run = Cmd::sumpool()

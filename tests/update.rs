@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::ffi::{CString, OsStr};
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -146,6 +147,7 @@ fn an_unchanged_tree_is_updated_without_opening_its_files() {
         first.describe()
     );
     let before = fs::read(dir.path().join("M")).unwrap();
+    let before_meta = fs::metadata(dir.path().join("M")).unwrap();
 
     let mut dirs: Vec<PathBuf> = files
         .iter()
@@ -165,8 +167,21 @@ fn an_unchanged_tree_is_updated_without_opening_its_files() {
     let all = statuses(&second);
     assert_eq!(all.len(), files.len());
     assert!(all.values().all(|s| s == "reused"), "{}", second.describe());
-    // Nothing changed, so nothing in the manifest changed either.
+    // Nothing changed, so nothing in the manifest changed either: the file is left as it
+    // was (same inode, same modification time), and no temporary file is left beside it.
     assert_eq!(fs::read(dir.path().join("M")).unwrap(), before);
+    let after_meta = fs::metadata(dir.path().join("M")).unwrap();
+    assert_eq!(after_meta.ino(), before_meta.ino());
+    assert_eq!(
+        after_meta.modified().unwrap(),
+        before_meta.modified().unwrap()
+    );
+    let leftovers: Vec<_> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|name| name.as_bytes().starts_with(b".sumpool-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 
     // The watch does see a run that reads: plain `hash` opens every file.
     let watch = OpenWatch::new(&dirs);
