@@ -152,26 +152,29 @@ pub struct Updated {
     pub status: Status,
     /// For a corrupt file, the digest its bytes have now.
     pub found: Option<Digest>,
-    /// Its lines in the manifest: the state line, then the digest line. Made on the worker
-    /// that decided, so the printing thread only copies bytes.
-    pub text: Vec<u8>,
 }
 
 impl Updated {
-    /// Makes [`Updated::text`] in `format`.
-    fn format(mut self, format: &LineFormat) -> Updated {
-        let mut digest_line = Vec::with_capacity(256);
-        let name = path_bytes(&self.name);
-        format_line(&mut digest_line, format, self.digest.as_bytes(), name);
-        let end = digest_line.pop().unwrap_or(b'\n');
-        let mut text = Vec::with_capacity(digest_line.len() + 180);
+    /// Appends its lines in the manifest, in `format`, to `out`: the state line, then the
+    /// digest line. `scratch` holds the digest line meanwhile (the state line is bound to its
+    /// bytes). Made by the printing thread, straight into its output buffer, with both
+    /// buffers reused from file to file: formatting on the reader that decided cost an
+    /// allocation per file, freed on another thread (glibc then takes the allocating
+    /// thread's arena lock, and the threads of an update of an unchanged tree queued on it).
+    pub fn write_lines(&self, format: &LineFormat, scratch: &mut Vec<u8>, out: &mut Vec<u8>) {
+        scratch.clear();
+        format_line(
+            scratch,
+            format,
+            self.digest.as_bytes(),
+            path_bytes(&self.name),
+        );
+        let end = scratch.pop().unwrap_or(b'\n');
         if let Some(record) = &self.record {
-            write_state(&mut text, record, &digest_line, end);
+            write_state(out, record, scratch, end);
         }
-        text.extend_from_slice(&digest_line);
-        text.push(end);
-        self.text = text;
-        self
+        out.extend_from_slice(scratch);
+        out.push(end);
     }
 }
 
@@ -190,26 +193,22 @@ pub struct Updater {
     /// Entries picked for the scrub, by entry number.
     scrub: Vec<bool>,
     scan: Scan,
-    format: LineFormat,
 }
 
 /// Decides, once a file is hashed (or found unchanged), what its line is.
 pub struct Decision {
     known: Option<Known>,
     scan: Scan,
-    format: LineFormat,
 }
 
 impl Updater {
-    /// Decisions against `manifest`, scrubbing `percent` of what could be skipped, for a
-    /// manifest written in `format`.
-    pub fn new(manifest: Manifest, percent: f64, scan: Scan, format: LineFormat) -> Updater {
+    /// Decisions against `manifest`, scrubbing `percent` of what could be skipped.
+    pub fn new(manifest: Manifest, percent: f64, scan: Scan) -> Updater {
         let scrub = pick_scrub(&manifest, percent);
         Updater {
             manifest,
             scrub,
             scan,
-            format,
         }
     }
 
@@ -231,15 +230,8 @@ impl Updater {
             }) if record.trust == Trust::Ok => Some(record.state),
             _ => None,
         };
-        let (scan, format) = (self.scan, self.format);
-        (
-            unless,
-            Decision {
-                known,
-                scan,
-                format,
-            },
-        )
+        let scan = self.scan;
+        (unless, Decision { known, scan })
     }
 
     /// The old manifest.
@@ -256,11 +248,6 @@ impl Updater {
 impl Decision {
     /// The line for the file, from what became of it; `Ok(None)` for a file never to hash.
     pub fn decide(self, result: Result<Hashing, Failure>) -> Result<Option<Updated>, Failure> {
-        let format = self.format;
-        Ok(self.make(result)?.map(|updated| updated.format(&format)))
-    }
-
-    fn make(self, result: Result<Hashing, Failure>) -> Result<Option<Updated>, Failure> {
         let hashed = match result? {
             Hashing::Skipped => return Ok(None),
             Hashing::Unchanged { name, state } => {
@@ -277,7 +264,6 @@ impl Decision {
                     size: state.size,
                     status: Status::Reused,
                     found: None,
-                    text: Vec::new(),
                 }));
             }
             Hashing::Hashed(hashed) => hashed,
@@ -290,7 +276,6 @@ impl Decision {
             bytes: hashed.bytes,
             status: Status::New,
             found: None,
-            text: Vec::new(),
         };
         let Some(known) = self.known else {
             return Ok(Some(updated));
@@ -523,15 +508,9 @@ mod tests {
                 nanos: 0,
             },
         );
-        let format = LineFormat {
-            style: crate::format::line::LineStyle::Gnu,
-            zero: false,
-            tag: "SHA256",
-        };
         Decision {
             known: Some(known),
             scan,
-            format,
         }
         .decide(result)
         .unwrap()
