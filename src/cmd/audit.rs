@@ -36,7 +36,7 @@ use crate::config::{AuditConfig, Config};
 use crate::digest::Digest;
 use crate::engine::load::load_manifest;
 use crate::engine::policy;
-use crate::engine::pool::{self, Completion, Engine, Plan, Sink};
+use crate::engine::pool::{self, Completion, Engine, Plan, Sink, Then};
 use crate::engine::read::{Hashed, Hashing};
 use crate::engine::source::FileId;
 use crate::engine::walk::{Entry, Exclude, Walk};
@@ -316,7 +316,7 @@ fn compare_tree(
             source,
             algorithm,
             unless: None,
-            then: Box::new(|hashed| hashed),
+            then: Then::Own(Box::new(|hashed| hashed)),
         },
         Entry::Failed(failure) => Plan::Done(Err(failure)),
         Entry::Skipped(_) => Plan::Done(Ok(Hashing::Skipped)),

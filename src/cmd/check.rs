@@ -25,7 +25,7 @@ use anyhow::Context;
 use crate::config::{CheckConfig, Config, Verbosity};
 use crate::digest::Algorithm;
 use crate::engine::policy;
-use crate::engine::pool::{self, Engine, Plan, Sink};
+use crate::engine::pool::{self, Engine, Plan, Sink, Then};
 use crate::engine::read::Hashing;
 use crate::engine::source::Source;
 use crate::format::json;
@@ -578,7 +578,7 @@ fn verify(entry: Entry, ignore_missing: bool) -> Plan<Verdict> {
         source,
         algorithm,
         unless: None,
-        then: Box::new(then),
+        then: Then::Own(Box::new(then)),
     }
 }
 

@@ -976,7 +976,7 @@ pub(crate) fn watch_stalls<R: Send + 'static>(shared: &Arc<Shared<R>>) {
         // The reader that holds the item may never come back: the failure is made here.
         shared
             .mailbox
-            .post(seq, then(Err(Failure::new(name, Reason::TimedOut))));
+            .post(seq, then.call(Err(Failure::new(name, Reason::TimedOut))));
     }
 }
 

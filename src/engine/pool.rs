@@ -44,7 +44,7 @@ use crate::engine::io;
 use crate::engine::lanes;
 use crate::engine::policy::IoPolicy;
 use crate::engine::shared::{BufferPool, Mailbox, POLL, Reader, Request, Shared, State};
-pub use crate::engine::shared::{Then, Tuning};
+pub use crate::engine::shared::{Tagged, Then, Tuning};
 use crate::engine::source::{FileId, Source};
 use crate::format::state::FileState;
 use crate::signals;

@@ -61,7 +61,28 @@ impl Default for Tuning {
 
 /// What the command makes of an item's hash, given the outcome. `'static`: readers are
 /// threads the run does not wait for.
-pub type Then<R> = Box<dyn FnOnce(Result<Hashing, Failure>) -> R + Send + 'static>;
+pub enum Then<R> {
+    /// A function of the item's own. (A closure that captures nothing costs no allocation.)
+    Own(Box<dyn FnOnce(Result<Hashing, Failure>) -> R + Send + 'static>),
+    /// A function shared by many items, called with the number the command gave this one.
+    /// For a function that needs data of each item (`hash --update`: the item's entry in the
+    /// old manifest): boxing a closure that captures it cost an allocation per file, made on
+    /// the feeder and freed on a reader, which queued both on the feeder's allocator lock.
+    Tagged(Tagged<R>, u64),
+}
+
+/// The shared function of [`Then::Tagged`].
+pub type Tagged<R> = Arc<dyn Fn(u64, Result<Hashing, Failure>) -> R + Send + Sync + 'static>;
+
+impl<R> Then<R> {
+    /// The command's result from the outcome.
+    pub fn call(self, result: Result<Hashing, Failure>) -> R {
+        match self {
+            Then::Own(then) => then(result),
+            Then::Tagged(then, tag) => then(tag, result),
+        }
+    }
+}
 
 /// A request for a reader: one file to open and prepare.
 pub(crate) struct Request {
@@ -258,7 +279,7 @@ impl<R> Shared<R> {
     pub fn finish(&self, seq: u64, result: Result<Hashing, Failure>) {
         let then = self.then_slot(seq).take();
         if let Some(then) = then {
-            self.mailbox.post(seq, then(result));
+            self.mailbox.post(seq, then.call(result));
         }
     }
 }
@@ -697,7 +718,7 @@ pub(crate) fn post_done<R>(shared: &Shared<R>, done: Vec<(u64, Result<Hashing, F
         // No `then`: the item was given up already (timed out).
         let then = shared.then_slot(seq).take();
         if let Some(then) = then {
-            results.push((seq, then(result)));
+            results.push((seq, then.call(result)));
         }
     }
     shared.mailbox.post_many(&mut results);

@@ -15,6 +15,7 @@ pub mod update;
 use std::fs;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -23,7 +24,7 @@ use crate::config::{Config, Format, HashConfig, UpdateConfig};
 use crate::digest::Algorithm;
 use crate::engine::load::load_manifest;
 use crate::engine::policy::{self, IoPolicy};
-use crate::engine::pool::{self, Completion, Engine, Plan, Sink};
+use crate::engine::pool::{self, Completion, Engine, Plan, Sink, Tagged, Then};
 use crate::engine::read::{Hashed, Hashing};
 use crate::engine::walk::{Entry, Input, Skip, Walk, WalkOptions, list_inputs};
 use crate::format::json;
@@ -269,7 +270,7 @@ fn read_old_manifest(
     atomic: Option<&AtomicOutput>,
     pool: &rayon::ThreadPool,
     err: &mut dyn Write,
-) -> anyhow::Result<Option<Updater>> {
+) -> anyhow::Result<Option<Arc<Updater>>> {
     let (Some(update), Some(atomic)) = (&hash.update, atomic) else {
         return Ok(None);
     };
@@ -283,7 +284,7 @@ fn read_old_manifest(
     };
     let updater = Updater::new(manifest, update.scrub, scan);
     warn_bad_lines(&updater, update, err);
-    Ok(Some(updater))
+    Ok(Some(Arc::new(updater)))
 }
 
 /// Says how many lines of the old manifest could not be read (their files are hashed anew).
@@ -350,36 +351,42 @@ fn hash_all(
     engine: &Engine<'_>,
     walk: Walk,
     algorithm: Algorithm,
-    updater: Option<&Updater>,
+    updater: Option<&Arc<Updater>>,
     printer: &mut Printer,
 ) -> io::Result<Report> {
+    let update = updater.map(|updater| {
+        let shared = Arc::clone(updater);
+        let decide: Tagged<Outcome> =
+            Arc::new(move |tag, result| match shared.decide(tag, result) {
+                Ok(Some(updated)) => Outcome::Updated(updated),
+                Ok(None) => Outcome::Skipped(Skip::Excluded),
+                Err(failure) => Outcome::Failed(failure),
+            });
+        (updater, decide)
+    });
     let plan = |entry: Entry| match entry {
-        Entry::Hash(source) => match updater {
-            Some(updater) => {
-                let (unless, decision) = updater.prepare(&source);
+        Entry::Hash(source) => match &update {
+            Some((updater, decide)) => {
+                let (unless, tag) = updater.prepare(&source);
                 Plan::Hash {
                     source,
                     algorithm,
                     unless,
-                    then: Box::new(move |result| match decision.decide(result) {
-                        Ok(Some(updated)) => Outcome::Updated(updated),
-                        Ok(None) => Outcome::Skipped(Skip::Excluded),
-                        Err(failure) => Outcome::Failed(failure),
-                    }),
+                    then: Then::Tagged(Arc::clone(decide), tag),
                 }
             }
             None => Plan::Hash {
                 source,
                 algorithm,
                 unless: None,
-                then: Box::new(|hashed| match hashed {
+                then: Then::Own(Box::new(|hashed| match hashed {
                     Ok(Hashing::Hashed(hashed)) => Outcome::Hashed(hashed),
                     // The manifest being written, met in the walk (and no state is recorded).
                     Ok(Hashing::Skipped | Hashing::Unchanged { .. }) => {
                         Outcome::Skipped(Skip::Excluded)
                     }
                     Err(failure) => Outcome::Failed(failure),
-                }),
+                })),
             },
         },
         Entry::Failed(failure) => Plan::Done(Outcome::Failed(failure)),

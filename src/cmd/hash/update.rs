@@ -183,8 +183,6 @@ impl Updated {
 struct Known {
     digest: Digest,
     record: Option<StateRecord>,
-    /// Read it even if its stat says it could be skipped.
-    scrub: bool,
 }
 
 /// The decisions of one `--update` run, shared by the workers.
@@ -195,8 +193,11 @@ pub struct Updater {
     scan: Scan,
 }
 
+/// The tag of a file the old manifest does not list.
+pub const UNLISTED: u64 = u64::MAX;
+
 /// Decides, once a file is hashed (or found unchanged), what its line is.
-pub struct Decision {
+struct Decision {
     known: Option<Known>,
     scan: Scan,
 }
@@ -212,26 +213,39 @@ impl Updater {
         }
     }
 
-    /// The stat under which `source` need not be read (if any), and the decision to make of
-    /// the outcome.
-    pub fn prepare(&self, source: &Source) -> (Option<FileState>, Decision) {
-        let known = self.manifest.find(path_bytes(source.name())).and_then(|i| {
-            Some(Known {
-                digest: Digest::from_bytes(self.manifest.digest(i))?,
-                record: self.manifest.state(i),
-                scrub: self.scrub[i],
-            })
-        });
-        let unless = match known {
-            Some(Known {
-                record: Some(record),
-                scrub: false,
-                ..
-            }) if record.trust == Trust::Ok => Some(record.state),
+    /// The stat under which `source` need not be read (if any), and the tag to decide its
+    /// outcome with ([`Updater::decide`]): its entry in the old manifest, or [`UNLISTED`].
+    /// The feeder calls it for every file, so it only looks the name up and reads the
+    /// record; the rest is left to the reader that decides.
+    pub fn prepare(&self, source: &Source) -> (Option<FileState>, u64) {
+        let Some(i) = self.manifest.find(path_bytes(source.name())) else {
+            return (None, UNLISTED);
+        };
+        let unless = match self.manifest.state(i) {
+            Some(record) if record.trust == Trust::Ok && !self.scrub[i] => Some(record.state),
             _ => None,
         };
+        (unless, i as u64)
+    }
+
+    /// The line for the file tagged `tag` by [`Updater::prepare`], from what became of it;
+    /// `Ok(None)` for a file never to hash.
+    pub fn decide(
+        &self,
+        tag: u64,
+        result: Result<Hashing, Failure>,
+    ) -> Result<Option<Updated>, Failure> {
+        let known = usize::try_from(tag)
+            .ok()
+            .filter(|&i| i < self.manifest.len())
+            .and_then(|i| {
+                Some(Known {
+                    digest: Digest::from_bytes(self.manifest.digest(i))?,
+                    record: self.manifest.state(i),
+                })
+            });
         let scan = self.scan;
-        (unless, Decision { known, scan })
+        Decision { known, scan }.decide(result)
     }
 
     /// The old manifest.
@@ -247,7 +261,7 @@ impl Updater {
 
 impl Decision {
     /// The line for the file, from what became of it; `Ok(None)` for a file never to hash.
-    pub fn decide(self, result: Result<Hashing, Failure>) -> Result<Option<Updated>, Failure> {
+    fn decide(self, result: Result<Hashing, Failure>) -> Result<Option<Updated>, Failure> {
         let hashed = match result? {
             Hashing::Skipped => return Ok(None),
             Hashing::Unchanged { name, state } => {
@@ -499,7 +513,6 @@ mod tests {
         let known = Known {
             digest: Digest::from_bytes(&[1; 32]).unwrap(),
             record,
-            scrub: false,
         };
         let scan = Scan::at(
             5000 * SECOND,
