@@ -35,6 +35,7 @@
 //! which keep whole seconds) is simply a different time: it never matches.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::digest::Digest;
@@ -191,6 +192,8 @@ pub struct Updater {
     /// Entries picked for the scrub, by entry number.
     scrub: Vec<bool>,
     scan: Scan,
+    /// The entry after the last one [`Updater::prepare`] found: the likely next one.
+    next: AtomicUsize,
 }
 
 /// The tag of a file the old manifest does not list.
@@ -210,6 +213,7 @@ impl Updater {
             manifest,
             scrub,
             scan,
+            next: AtomicUsize::new(0),
         }
     }
 
@@ -218,9 +222,11 @@ impl Updater {
     /// The feeder calls it for every file, so it only looks the name up and reads the
     /// record; the rest is left to the reader that decides.
     pub fn prepare(&self, source: &Source) -> (Option<FileState>, u64) {
-        let Some(i) = self.manifest.find(path_bytes(source.name())) else {
+        let guess = self.next.load(Ordering::Relaxed);
+        let Some(i) = self.manifest.find_from(path_bytes(source.name()), guess) else {
             return (None, UNLISTED);
         };
+        self.next.store(i + 1, Ordering::Relaxed);
         let unless = match self.manifest.state(i) {
             Some(record) if record.trust == Trust::Ok && !self.scrub[i] => Some(record.state),
             _ => None,
