@@ -319,7 +319,10 @@ pub(crate) fn core_readers(io: &IoPolicy) -> usize {
     if io.network {
         return io.readers.max(1);
     }
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    // Asked once: the standard library reads the cgroup's CPU quota from /proc and /sys at
+    // every call (nine system calls), and every reader asks.
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     io.readers.clamp(1, cores.max(2))
 }
 
@@ -361,7 +364,8 @@ fn cache_miss<R>(shared: &Shared<R>) {
     let was_slow = state.slow_until.is_some_and(|until| now < until);
     state.slow_until = Some(now + SLOW_HOLD);
     if !was_slow {
-        shared.extra_cv.notify_all();
+        drop(state);
+        shared.call_extras(true);
     }
 }
 

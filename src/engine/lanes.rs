@@ -262,7 +262,9 @@ fn fill<R>(shared: &Shared<R>, lanes: &mut Vec<Lane>, max: usize, multi: bool) -
         // Chunks are produced by the extra readers (asleep while reads are fast), so a
         // stream never waits for a reader busy with a batch of small files.
         if took_large {
-            shared.extra_cv.notify_one();
+            drop(state);
+            shared.call_extras(false);
+            return true;
         }
         if !lanes.is_empty() {
             return true;
@@ -376,7 +378,7 @@ fn take_chunks<R>(shared: &Shared<R>, lanes: &mut [Lane]) -> bool {
     }
     drop(state);
     if got {
-        shared.extra_cv.notify_one();
+        shared.call_extras(false);
     }
     got
 }

@@ -129,9 +129,23 @@ where
     let workers = engine.pool.current_num_threads().max(1);
     let readers = engine.io.readers.max(1);
     let shared = new_shared(engine, readers);
-    for index in 0..readers {
+    let core = io::core_readers(&engine.io).min(readers);
+    for index in 0..core {
         io::spawn_reader(Arc::clone(&shared), index);
     }
+    // The extra readers start when first called for (by a weak reference: the run's state
+    // must not own itself).
+    let weak = Arc::downgrade(&shared);
+    *shared
+        .start_extras
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Box::new(move || {
+        if let Some(shared) = weak.upgrade() {
+            for index in core..readers {
+                io::spawn_reader(Arc::clone(&shared), index);
+            }
+        }
+    }));
     for _ in 0..workers {
         let shared = Arc::clone(&shared);
         engine.pool.spawn(move || lanes::work(&shared));
@@ -179,6 +193,8 @@ fn new_shared<R>(engine: &Engine<'_>, readers: usize) -> Arc<Shared<R>> {
         )),
         readers_cv: Condvar::new(),
         extra_cv: Condvar::new(),
+        start_extras: Mutex::new(None),
+        extras_started: AtomicBool::new(false),
         workers_cv: Condvar::new(),
         feeder_cv: Condvar::new(),
         mailbox: Mailbox::default(),

@@ -226,6 +226,13 @@ pub(crate) struct Shared<R> {
     pub readers_cv: Condvar,
     /// Wakes the extra readers: requests turned slow, the end.
     pub extra_cv: Condvar,
+    /// Starts the extra readers, the first time they are called for ([`Shared::call_extras`]).
+    /// Until then only the readers that always take requests run: a run over the page cache
+    /// never needs the others, and starting thirty threads took 2.7 ms, half the time of a
+    /// run over one small file and a fifth of an update of 2,000 unchanged files.
+    pub start_extras: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+    /// Whether `start_extras` ran.
+    pub extras_started: AtomicBool,
     /// Wakes hashing workers: files ready, chunks produced, the end.
     pub workers_cv: Condvar,
     /// Wakes the feeder: room in the window.
@@ -266,6 +273,26 @@ impl<R> Shared<R> {
         self.thens[slot]
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Wakes one extra reader (`all`: every one), starting them first if none runs yet.
+    pub fn call_extras(&self, all: bool) {
+        if !self.extras_started.load(Ordering::Acquire) {
+            let start = self
+                .start_extras
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            if let Some(start) = start {
+                start();
+            }
+            self.extras_started.store(true, Ordering::Release);
+        }
+        if all {
+            self.extra_cv.notify_all();
+        } else {
+            self.extra_cv.notify_one();
+        }
     }
 
     /// Counts a regular file of `size` bytes opened by a reader.
