@@ -128,8 +128,8 @@ where
 {
     let workers = engine.pool.current_num_threads().max(1);
     let readers = engine.io.readers.max(1);
-    let shared = new_shared(engine, readers);
     let core = io::core_readers(&engine.io).min(readers);
+    let shared = new_shared(engine, readers, core);
     for index in 0..core {
         io::spawn_reader(Arc::clone(&shared), index);
     }
@@ -180,13 +180,14 @@ where
     result
 }
 
-/// The shared state of a new run with `readers` readers.
-fn new_shared<R>(engine: &Engine<'_>, readers: usize) -> Arc<Shared<R>> {
+/// The shared state of a new run with `readers` readers, the first `core` of which always
+/// take requests.
+fn new_shared<R>(engine: &Engine<'_>, readers: usize, core: usize) -> Arc<Shared<R>> {
     Arc::new(Shared {
         state: Mutex::new(State::new(
             (0..readers)
                 .map(|index| Reader {
-                    core: index < io::core_readers(&engine.io),
+                    core: index < core,
                     ..Reader::default()
                 })
                 .collect(),
