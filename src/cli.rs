@@ -80,10 +80,15 @@ Examples:
   for k in 1 2 3; do sumpool hash --shard $k/3 data > part$k; done
   sumpool merge part3 part1 part2 > SHA256SUMS   same bytes as: sumpool hash data
 
-The shard manifests are read as streams, one line of each at a time.
+The shard manifests are read as streams, one line of each at a time. Each starts with a
+comment line naming its shard (# sumpool shard K/N, which sha256sum -c skips): a shard given
+twice, or missing, is named and nothing is merged. A path listed in two inputs (parts of two
+different splits) stops the merge.
 
 Exit status:
   0  merged
+  1  the inputs are not the parts of one run: a missing or doubled shard, or a path listed
+     twice (the message names the inputs)
   2  usage error, or an input that is not a manifest in walk order";
 
 /// Checksum large trees of files with SHA-256 (or SHA-224/384/512), in parallel, in the exact
@@ -187,6 +192,7 @@ impl WalkArgs {
             one_file_system: self.one_file_system,
             dir_handles: true,
             shard,
+            own: Vec::new(),
         })
     }
 }
@@ -300,16 +306,27 @@ struct HashArgs {
     #[arg(short = 'z', long)]
     zero: bool,
 
-    /// Write the manifest to FILE, atomically (a temporary file renamed into place), instead
-    /// of stdout; FILE itself is never hashed
+    /// Write the manifest to FILE instead of stdout; FILE itself is never hashed. A regular
+    /// file (or a new name, or a symlink to either) is replaced atomically: a temporary file
+    /// renamed into place once the run completed, then the directory synced. A device, FIFO
+    /// or socket is written as a shell redirection would (`-o /dev/null`); `-` is stdout
     #[arg(short = 'o', long, value_name = "FILE", conflicts_with = "update")]
     output: Option<PathBuf>,
 
     /// Bring MANIFEST up to date with the tree [PATH default: .]: a file whose size, times
     /// and inode are as recorded keeps its digest without being read; the rest is hashed.
-    /// MANIFEST is replaced atomically, as with -o, and stays a manifest sha256sum -c reads
+    /// Lines of files this run does not look at (outside the PATHs, excluded, other shards,
+    /// unreadable) are kept as they were; lines of files that are gone are dropped. MANIFEST
+    /// is replaced atomically, as with -o, and stays a manifest sha256sum -c reads. A file
+    /// that holds no checksum line is refused, not replaced
     #[arg(long, value_name = "MANIFEST")]
     update: Option<PathBuf>,
+
+    /// With --update: drop the lines of files outside this run's scope (other paths,
+    /// excluded names, other shards) instead of keeping them, so that the manifest lists
+    /// exactly what this run covers
+    #[arg(long, requires = "update")]
+    prune: bool,
 
     /// With --update: also read again PERCENT of the files that could be skipped, those
     /// verified longest ago first, to catch silent corruption (10 reads the whole tree over
@@ -668,6 +685,7 @@ fn hash_config(args: HashArgs) -> Result<Config, clap::Error> {
         manifest,
         lines,
         scrub: args.scrub.unwrap_or(0.0),
+        prune: args.prune,
     });
     Ok(Config {
         jobs: args.pool.jobs(),

@@ -132,6 +132,8 @@ pub struct UpdateConfig {
     /// Percentage (0 to 100) of the files that could be skipped to read again anyway, those
     /// verified longest ago first (`--scrub`).
     pub scrub: f64,
+    /// Drop the lines of files outside this run's scope instead of keeping them (`--prune`).
+    pub prune: bool,
 }
 
 /// Which of GNU's mutually exclusive output options is in force (the last one given wins).

@@ -47,8 +47,6 @@ pub mod signals;
 
 use std::io::Write;
 
-use anyhow::Context;
-
 use crate::config::Command;
 pub use crate::config::Config;
 use crate::report::Report;
@@ -62,11 +60,17 @@ pub fn run(config: &Config, out: &mut dyn Write, err: &mut dyn Write) -> anyhow:
         .num_threads(config.jobs)
         .thread_name(|i| format!("sumpool-worker-{i}"))
         .build()
-        .context("cannot start worker threads")?;
+        .map_err(|e| {
+            // rayon's message already quotes the OS error, which is also its source.
+            let why = std::error::Error::source(&e)
+                .and_then(|source| source.downcast_ref::<std::io::Error>())
+                .map_or_else(|| e.to_string(), report::io_reason);
+            anyhow::anyhow!("cannot start worker threads: {why}")
+        })?;
     match &config.command {
         Command::Hash(hash) => cmd::hash::run(config, hash, &pool, out, err),
         Command::Check(check) => cmd::check::run(config, check, &pool, out, err),
         Command::Audit(audit) => cmd::audit::run(config, audit, &pool, out, err),
-        Command::Merge(merge) => cmd::merge::run(merge, out),
+        Command::Merge(merge) => cmd::merge::run(merge, out, err),
     }
 }

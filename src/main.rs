@@ -42,6 +42,7 @@ fn main() -> ExitCode {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10);
     }
+    raise_open_file_limit();
     sumpool::signals::install();
     let mut out = sumpool::format::line::stdout_writer();
     // Not locked for the whole run: the progress bar's ticker thread writes to stderr too.
@@ -57,6 +58,14 @@ fn main() -> ExitCode {
             None => exit_code(report.exit_code()),
         },
         Err(error) if is_broken_pipe(&error) => exit_code(EXIT_SUCCESS),
+        // A signal stopped the run while it was opening or preparing (the open of a FIFO
+        // that no one reads): end by it, as an orderly stop would.
+        Err(_) if sumpool::signals::stop_requested().is_some() => {
+            let signal = sumpool::signals::stop_requested().unwrap_or(libc::SIGTERM);
+            drop(out);
+            let _ = release_output();
+            sumpool::signals::exit_by(signal)
+        }
         Err(error) => {
             let _ = writeln!(err, "{PROGRAM}: {}", fatal_message(&error));
             exit_code(EXIT_ERROR)
@@ -69,6 +78,18 @@ fn main() -> ExitCode {
             let _ = writeln!(err, "{PROGRAM}: write error: {}", io_reason(&e));
             exit_code(EXIT_ERROR)
         }
+    }
+}
+
+/// Raises the soft limit of open files to the hard one, as many tools do: a soft limit of
+/// 1024 is a default of the 1990s, and tens of reads in flight with a window of directory
+/// handles want more. What the hard limit still does not allow, the I/O policy fits in.
+fn raise_open_file_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        let _ = setrlimit(Resource::Nofile, limit);
     }
 }
 

@@ -26,7 +26,7 @@ use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -38,8 +38,8 @@ use crate::engine::load::load_manifest;
 use crate::engine::policy;
 use crate::engine::pool::{self, Completion, Engine, Plan, Sink, Then};
 use crate::engine::read::{Hashed, Hashing};
-use crate::engine::source::FileId;
-use crate::engine::walk::{Entry, Exclude, Walk};
+use crate::engine::source::{FileId, Source};
+use crate::engine::walk::{Entry, Scope, Walk};
 use crate::format::json::{self, JsonPath};
 use crate::format::line::path_bytes;
 use crate::format::manifest::{Manifest, normalize};
@@ -57,66 +57,6 @@ enum Seen {
     Yes,
     /// Gone, and found again under another name.
     MovedAway,
-}
-
-/// Which listed names the walk covers: under a walked argument, not excluded, within the
-/// maximum depth.
-struct Scope {
-    roots: Vec<Vec<u8>>,
-    exclude: Option<std::sync::Arc<Exclude>>,
-    max_depth: Option<usize>,
-}
-
-impl Scope {
-    /// The scope of the walk `audit` asks for.
-    fn of(audit: &AuditConfig) -> Scope {
-        Scope {
-            roots: audit
-                .inputs
-                .iter()
-                .map(|p| normalize(path_bytes(p)).trim_ascii_end().to_vec())
-                .map(|mut root| {
-                    while root.len() > 1 && root.ends_with(b"/") {
-                        root.pop();
-                    }
-                    if root == b"." { Vec::new() } else { root }
-                })
-                .collect(),
-            exclude: audit.walk.exclude.clone(),
-            max_depth: audit.walk.max_depth,
-        }
-    }
-
-    fn contains(&self, name: &[u8]) -> bool {
-        self.roots.iter().any(|root| {
-            let relative = if root.is_empty() {
-                Some(name)
-            } else if name == root.as_slice() {
-                Some(&b""[..])
-            } else {
-                name.strip_prefix(root.as_slice())
-                    .and_then(|rest| rest.strip_prefix(b"/"))
-            };
-            relative.is_some_and(|relative| {
-                let depth = relative.split(|&b| b == b'/').count();
-                let too_deep = self
-                    .max_depth
-                    .is_some_and(|max| !relative.is_empty() && depth > max);
-                // Excluded if the path or a directory above it matches, as the walk prunes
-                // excluded directories.
-                let excluded = self.exclude.as_ref().is_some_and(|exclude| {
-                    let ends = relative
-                        .iter()
-                        .enumerate()
-                        .filter(|&(_, &b)| b == b'/')
-                        .map(|(i, _)| i);
-                    ends.chain([relative.len()])
-                        .any(|end| exclude.matches(Path::new(OsStr::from_bytes(&relative[..end]))))
-                });
-                !too_deep && !excluded
-            })
-        })
-    }
 }
 
 /// The kinds of difference, in the order the human output lists them.
@@ -228,10 +168,7 @@ pub fn run(
         json: audit.json,
     };
     let progress = Progress::start(audit.progress, false, true, None);
-    let probe = audit
-        .inputs
-        .first()
-        .map_or(Path::new("."), PathBuf::as_path);
+    let probe = audit.inputs.first().map_or(Path::new("."), |p| p.as_path());
     let engine = Engine {
         pool,
         tuning: config.tuning,
@@ -256,6 +193,7 @@ pub fn run(
             report.interrupted = Some(signal);
             return Ok(report);
         }
+        Ok(Completion::NoThread(errno)) => return Err(pool::thread_error(errno).into()),
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
             report.output_closed = true;
             return Ok(report);
@@ -264,7 +202,7 @@ pub fn run(
     }
     audited.counts.seconds = started.elapsed().as_secs_f64();
     audited
-        .write_results(out, &Scope::of(audit))
+        .write_results(out, &Scope::of(&audit.inputs, &audit.walk))
         .context("standard output")?;
     let counts = &audited.counts;
     if counts.improperly_formatted > 0 {
@@ -297,7 +235,7 @@ fn read_manifest(
     } else {
         let file = File::open(&audit.manifest)?;
         skip.extend(FileId::of(&file));
-        load_manifest(file, audit.algorithm, audit.zero, pool)?
+        load_manifest(file, (audit.algorithm, audit.zero), pool, false)?
     };
     manifest.index_digests();
     Ok((manifest, skip))
@@ -314,6 +252,14 @@ fn compare_tree(
     let plan = |entry: Entry| match entry {
         Entry::Hash(source) => Plan::Hash {
             source,
+            algorithm,
+            unless: None,
+            then: Then::Own(Box::new(|hashed| hashed)),
+        },
+        // A temporary file of a sumpool run is never in a manifest; in a tree, it is a file
+        // like any other, and an audit says so (new).
+        Entry::Unfinished(path) => Plan::Hash {
+            source: Source::Path(path),
             algorithm,
             unless: None,
             then: Then::Own(Box::new(|hashed| hashed)),

@@ -146,6 +146,7 @@ pub fn run(
         Ok(CheckOutcome::Checked(false)) => report.failed += 1,
         Ok(CheckOutcome::Interrupted(signal)) => report.interrupted = Some(signal),
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => report.output_closed = true,
+        Err(e) if pool::is_thread_error(&e) => return Err(e.into()),
         Err(e) => return Err(e).context("standard output"),
     }
     Ok(report)
@@ -312,8 +313,12 @@ impl Checker<'_> {
         let completion = pool::run(&self.engine, items, plan, &mut printer)?;
         let tally = printer.tally;
         self.out.flush()?;
-        if let pool::Completion::Interrupted(signal) = completion {
-            return Ok(CheckOutcome::Interrupted(signal));
+        match completion {
+            pool::Completion::Interrupted(signal) => {
+                return Ok(CheckOutcome::Interrupted(signal));
+            }
+            pool::Completion::NoThread(errno) => return Err(pool::thread_error(errno)),
+            pool::Completion::Finished => {}
         }
         self.total.ok += tally.matched;
         self.total.failed += tally.mismatched;

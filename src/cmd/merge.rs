@@ -1,17 +1,26 @@
 //! `sumpool merge`: put shard manifests back together into the manifest one run would print.
 //!
 //! Every shard manifest (`sumpool hash --shard K/N`) is a subsequence of the single run's
-//! output, in walk order. Walk order is the order of paths compared component by component,
-//! each component by its bytes: a directory's entries in byte order of their names, a
-//! directory's contents before the entry that follows it. (Comparing whole paths as strings
-//! would not do: `a-b` sorts before `a/x`, but the walk visits `a/x` first.) So the merge is a
-//! k-way merge of the inputs by that order, one line of each input in memory at a time, and
-//! it writes every line byte for byte as it was: escaped names, BSD tags and `-z` records
-//! come out exactly as the single run writes them, whatever the order of the FILE arguments.
+//! output, in walk order (`format::entries::walk_order`: a directory's entries in byte order
+//! of their names, a directory's contents before the entry that follows it). So the merge is
+//! a k-way merge of the inputs by that order, one entry of each input in memory at a time,
+//! and it writes every line byte for byte as it was: escaped names, BSD tags and `-z`
+//! records come out exactly as the single run writes them, whatever the order of the FILE
+//! arguments. The state lines of `hash --update` manifests travel with the line they precede,
+//! so a merge of updated shard manifests is itself a manifest `hash --update` can start from.
+//! Other comments and blank lines are dropped.
 //!
-//! The state lines of `hash --update` manifests travel with the digest line they precede, so a
-//! merge of updated shard manifests is itself a manifest `hash --update` can start from. Other
-//! comments and blank lines are dropped.
+//! A merge must not quietly produce a manifest that no run could have printed. So:
+//!
+//! - the same path in two inputs (or twice in one) is an error that names both inputs: parts
+//!   of two different splits (a stale 4-way run beside a 3-way one) overlap, and their
+//!   digests may disagree;
+//! - a shard manifest starts with a comment line naming its shard (`# sumpool shard K/N`).
+//!   When the inputs carry one, they must be of one split (the same N), each K once, and
+//!   all N present: a missing or doubled shard is named before anything is written.
+//!
+//! Both are failures of the merge (status 1). Inputs that are not manifests in walk order
+//! are fatal (status 2).
 //!
 //! The order holds for a run over one argument (the way a tree is sharded); a single run over
 //! several arguments prints them in command-line order, which the manifests do not record.
@@ -24,25 +33,15 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 
 use crate::config::MergeConfig;
-use crate::format::parse::{Layout, parse_line, trim_record};
-use crate::format::records::{Record, RecordReader};
-use crate::format::state;
-use crate::report::{Report, is_broken_pipe};
+use crate::format::entries::{BadEntry, EntryReader, RawEntry, walk_order};
+use crate::format::manifest::normalize;
+use crate::report::{PROGRAM, Report, is_broken_pipe};
 
-/// Compares two paths (as bytes) in walk order: component by component.
-pub fn walk_order(a: &[u8], b: &[u8]) -> Ordering {
-    a.split(|&c| c == b'/').cmp(b.split(|&c| c == b'/'))
-}
-
-/// One input manifest and its current line.
+/// One input manifest and its current entry.
 struct Input {
     name: PathBuf,
-    records: RecordReader<Box<dyn Read>>,
-    layout: Layout,
-    line_no: u64,
-    /// The current record as read, and the file name it holds.
-    current: Option<(Vec<u8>, Vec<u8>)>,
-    zero: bool,
+    entries: EntryReader<Box<dyn Read>>,
+    current: Option<RawEntry>,
 }
 
 impl Input {
@@ -52,117 +51,158 @@ impl Input {
         } else {
             Box::new(File::open(name).with_context(|| name.display().to_string())?)
         };
-        let delim = if zero { b'\0' } else { b'\n' };
         let mut input = Input {
             name: name.to_path_buf(),
-            records: RecordReader::new(reader, delim),
-            layout: Layout::default(),
-            line_no: 0,
+            entries: EntryReader::new(reader, zero),
             current: None,
-            zero,
         };
         input.advance()?;
         Ok(input)
     }
 
-    /// Reads the next checksum line, with the state line right before it if there is one,
-    /// skipping blank lines and other comments.
+    /// Reads the next entry, checking that it comes after the one before in walk order.
     fn advance(&mut self) -> anyhow::Result<()> {
-        let previous = self.current.take().map(|(_, name)| name);
-        let mut buf = Vec::new();
-        let delim = if self.zero { b'\0' } else { b'\n' };
-        // A state line, kept if the next line is a checksum line.
-        let mut state: Option<Vec<u8>> = None;
-        loop {
-            let shown = || self.name.display().to_string();
-            let Some(record) = self.records.next_record(&mut buf).with_context(shown)? else {
-                return Ok(());
-            };
-            self.line_no += 1;
-            if record == Record::TooLong {
-                bail!(
-                    "{}: line {} is too long for a checksum line",
-                    shown(),
-                    self.line_no
-                );
+        let previous = self.current.take().map(|entry| entry.name);
+        let shown = || self.name.display().to_string();
+        let entry = match self.entries.next_entry().with_context(shown)? {
+            Ok(entry) => entry,
+            Err(BadEntry::TooLong(n)) => {
+                bail!("{}: line {n} is too long for a checksum line", shown())
             }
-            let held = state.take();
-            if state::is_state_line(&buf) {
-                let mut line = buf.strip_suffix(&[delim]).unwrap_or(&buf).to_vec();
-                line.push(delim);
-                state = Some(line);
-                continue;
-            }
-            let Some(line) = trim_record(&buf, self.zero) else {
-                continue;
-            };
-            let Ok(entry) = parse_line(line, &mut self.layout, None) else {
-                bail!("{}: line {} is not a checksum line", shown(), self.line_no);
-            };
-            let out_of_order = previous
-                .as_ref()
-                .is_some_and(|p| walk_order(p, &entry.name) == Ordering::Greater);
-            if out_of_order {
-                bail!(
-                    "{}: line {} is out of walk order; is this a sumpool manifest?",
-                    shown(),
-                    self.line_no
-                );
-            }
-            let mut record = held.unwrap_or_default();
-            record.extend_from_slice(line);
-            record.push(delim);
-            self.current = Some((record, entry.name));
-            return Ok(());
+            Err(BadEntry::NotChecksum(n)) => bail!("{}: line {n} is not a checksum line", shown()),
+        };
+        if let (Some(previous), Some(entry)) = (&previous, &entry)
+            && walk_order(previous, &entry.name) == Ordering::Greater
+        {
+            bail!(
+                "{}: line {} is out of walk order; is this a sumpool manifest?",
+                shown(),
+                self.entries.line_no
+            );
         }
+        self.current = entry;
+        Ok(())
     }
 }
 
-/// Runs `sumpool merge`. A reader of stdout that went away ends the run quietly; any other
-/// error (an input that is not a manifest in walk order) is fatal.
-pub fn run(merge: &MergeConfig, out: &mut dyn Write) -> anyhow::Result<Report> {
+/// Runs `sumpool merge`. A reader of stdout that went away ends the run quietly; inputs that
+/// overlap or miss a shard fail it (status 1); an input that is not a manifest in walk order
+/// is fatal.
+pub fn run(
+    merge: &MergeConfig,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<Report> {
     let mut report = Report::default();
     match merge_manifests(&merge.inputs, merge.zero, out) {
-        Ok(()) => {}
+        Ok(Ok(())) => {}
+        Ok(Err(conflict)) => {
+            let _ = writeln!(err, "{PROGRAM}: {conflict}");
+            report.failed += 1;
+        }
         Err(e) if is_broken_pipe(&e) => report.output_closed = true,
         Err(e) => return Err(e),
     }
     Ok(report)
 }
 
-/// Merges the manifests `inputs` (NUL-terminated with `zero`) onto `out`.
-fn merge_manifests(inputs: &[PathBuf], zero: bool, out: &mut dyn Write) -> anyhow::Result<()> {
+/// Merges the manifests `inputs` (NUL-terminated with `zero`) onto `out`; `Ok(Err(why))` when
+/// they are not the parts of one run.
+fn merge_manifests(
+    inputs: &[PathBuf],
+    zero: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<Result<(), String>> {
     let mut inputs: Vec<Input> = inputs
         .iter()
         .map(|name| Input::open(name, zero))
         .collect::<anyhow::Result<_>>()?;
+    if let Err(why) = check_shards(&inputs) {
+        return Ok(Err(why));
+    }
+    // The entry written last, and its input, to tell an overlap.
+    let mut last: Option<(Vec<u8>, usize)> = None;
     loop {
-        // The input whose current line comes first in walk order; ties keep argument order.
+        // The input whose current entry comes first in walk order; ties keep argument order.
         let next = inputs
             .iter()
             .enumerate()
-            .filter_map(|(i, input)| input.current.as_ref().map(|(_, name)| (i, name)))
+            .filter_map(|(i, input)| input.current.as_ref().map(|entry| (i, &entry.name)))
             .min_by(|(i, a), (j, b)| walk_order(a, b).then(i.cmp(j)))
             .map(|(i, _)| i);
         let Some(i) = next else { break };
-        if let Some((record, _)) = &inputs[i].current {
-            out.write_all(record).context("standard output")?;
+        let Some(entry) = &inputs[i].current else {
+            break;
+        };
+        let name = normalize(&entry.name).to_vec();
+        if let Some((previous, from)) = &last
+            && *previous == name
+        {
+            out.flush().context("standard output")?;
+            let (a, b) = (inputs[*from].name.display(), inputs[i].name.display());
+            let shown =
+                String::from_utf8_lossy(&crate::format::quote::quote_name(&name)).into_owned();
+            let both = if from == &i {
+                format!("{a} lists {shown} twice")
+            } else {
+                format!("{a} and {b} both list {shown}")
+            };
+            return Ok(Err(format!(
+                "{both}: the inputs are not the parts of one run (stale parts of another split?); the merge is incomplete"
+            )));
         }
+        out.write_all(&entry.bytes).context("standard output")?;
+        last = Some((name, i));
         inputs[i].advance()?;
     }
     out.flush().context("standard output")?;
-    Ok(())
+    Ok(Ok(()))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn walk_order_is_component_order() {
-        let mut paths: Vec<&[u8]> = vec![b"t/a-b", b"t/a/x", b"t/a/y/z", b"t/a.c", b"t/B", b"t/a"];
-        paths.sort_by(|a, b| walk_order(a, b));
-        let want: Vec<&[u8]> = vec![b"t/B", b"t/a", b"t/a/x", b"t/a/y/z", b"t/a-b", b"t/a.c"];
-        assert_eq!(paths, want);
+/// Checks the shard lines of the inputs: one split, each shard once, none missing.
+fn check_shards(inputs: &[Input]) -> Result<(), String> {
+    let marked: Vec<(&Input, (u64, u64))> = inputs
+        .iter()
+        .filter_map(|input| input.entries.shard.map(|shard| (input, shard)))
+        .collect();
+    let Some(&(first, (_, count))) = marked.first() else {
+        return Ok(());
+    };
+    if let Some((other, (_, n))) = marked.iter().find(|(_, (_, n))| *n != count) {
+        return Err(format!(
+            "{} is a shard of {count} and {} a shard of {n}: parts of different splits",
+            first.name.display(),
+            other.name.display()
+        ));
     }
+    let mut by_index: Vec<Vec<&Path>> = vec![Vec::new(); count as usize];
+    for (input, (index, _)) in &marked {
+        by_index[*index as usize - 1].push(&input.name);
+    }
+    if let Some((k, names)) = by_index
+        .iter()
+        .enumerate()
+        .find(|(_, names)| names.len() > 1)
+    {
+        let names: Vec<String> = names.iter().map(|n| n.display().to_string()).collect();
+        return Err(format!(
+            "shard {}/{count} is given twice: {}",
+            k + 1,
+            names.join(" and ")
+        ));
+    }
+    let missing: Vec<String> = (0..count as usize)
+        .filter(|&k| by_index[k].is_empty())
+        .map(|k| format!("{}/{count}", k + 1))
+        .collect();
+    // Inputs without a shard line (older manifests, or parts made another way) may be the
+    // missing shards: only a set that is all marked can be known to be incomplete.
+    if !missing.is_empty() && marked.len() == inputs.len() {
+        return Err(format!(
+            "missing shard{} {}: the merge would be incomplete",
+            if missing.len() == 1 { "" } else { "s" },
+            missing.join(", ")
+        ));
+    }
+    Ok(())
 }

@@ -97,19 +97,10 @@ pub(crate) fn spawn_reader<R: Send + 'static>(shared: Arc<Shared<R>>, index: usi
             }
             read_requests(&shared, index);
         });
-    // Without this reader the others do its share; with none, the run still ends (the
-    // calling thread sees no progress and the requests fail below).
-    if spawned.is_err() {
-        let mut state = shared.lock();
-        if state.readers.iter().all(|r| r.thread.is_none()) {
-            let requests: Vec<Request> = state.requests.drain(..).collect();
-            drop(state);
-            for request in requests {
-                let name = request.source.into_name();
-                let error = stdio::Error::other("cannot start a reader thread");
-                shared.finish(request.seq, Err(Failure::new(name, error)));
-            }
-        }
+    // A run without the threads it was sized for is not the run asked for: it ends, with
+    // the failure (the calling thread sees it at once).
+    if let Err(e) = spawned {
+        shared.thread_failed(&e);
     }
 }
 
@@ -291,11 +282,20 @@ fn next_work<R>(shared: &Shared<R>, me: &mut ReaderSelf<'_, R>, core: usize) -> 
             POLL
         };
         state.readers_waiting += usize::from(me.core);
-        state = cv
+        let (woken, timeout) = cv
             .wait_timeout(state, nap)
-            .map(|(state, _)| state)
-            .unwrap_or_else(|poisoned| poisoned.into_inner().0);
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        state = woken;
         state.readers_waiting -= usize::from(me.core);
+        // A chunk wanted and no reader on it, after a full wait: nobody woke this reader.
+        let chunk_wanted = state.streams.iter().any(|s| {
+            !s.producing && s.end.is_none() && !s.abandoned && s.chunks.len() < CHUNKS_AHEAD
+        });
+        let may_produce = me.core || state.slow_until.is_some();
+        crate::engine::count_lost_wakeup(
+            timeout.timed_out() && nap == POLL && !state.cancelled,
+            chunk_wanted && may_produce,
+        );
     }
 }
 
@@ -554,7 +554,8 @@ impl Scout {
 const FADVISE_MIN: u64 = 64 << 10;
 
 /// Opens and prepares one file: see the module header. A file read whole comes back, for the
-/// reader's own lanes.
+/// reader's own lanes. Whether a large file is mapped is asked here (`fstatfs`, which may
+/// wait on a file server), on the reader, never under a lock.
 fn prepare<R: Send + 'static>(
     shared: &Shared<R>,
     request: Request,
@@ -625,13 +626,13 @@ fn prepare<R: Send + 'static>(
     }
     let ahead = std::num::NonZeroU64::new(size.min(READ_AHEAD));
     let _ = rustix::fs::fadvise(&file, 0, ahead, Advice::WillNeed);
-    let file = Arc::new(file);
+    let (map, file) = (crate::engine::policy::maps_safely(&file), Arc::new(file));
     hand_over(
         shared,
         seq,
         source,
         algorithm,
-        ReadyKind::Large { file, before },
+        ReadyKind::Large { file, before, map },
     );
     None
 }
@@ -868,19 +869,27 @@ fn produce_chunk<R>(shared: &Shared<R>, seq: u64) {
     } else {
         read_chunk(&file, offset, len).map(Chunk::Read)
     };
+    // The last chunk read (not mapped): the status the file has after it, taken here so
+    // that the hashing worker never asks the file system.
+    let last = offset + len as u64 >= size;
+    let after = match (&produced, last && !map) {
+        (Ok(_), true) => Some(fstat(&file).map_err(Reason::from)),
+        _ => None,
+    };
     let mut state = shared.lock();
     if let Some(slot) = state.streams.iter_mut().find(|s| s.seq == seq) {
         slot.producing = false;
         slot.progress = Instant::now();
-        match produced {
-            Ok(chunk) => {
+        match (produced, after) {
+            (Err(reason), _) | (Ok(_), Some(Err(reason))) => slot.end = Some(Err(reason)),
+            (Ok(chunk), after) => {
                 slot.next += chunk.len() as u64;
                 slot.chunks.push_back(chunk);
+                slot.after = after.and_then(Result::ok);
                 if slot.next >= slot.size {
                     slot.end = Some(Ok(()));
                 }
             }
-            Err(reason) => slot.end = Some(Err(reason)),
         }
     }
     drop(state);

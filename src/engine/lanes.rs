@@ -34,7 +34,6 @@ use rustix::fs::Stat;
 use crate::digest::{Algorithm, Digest, Hasher};
 use crate::engine::mapped::{Window, guarded};
 use crate::engine::multibuf::{self, BLOCK_LEN, INITIAL_STATE, MAX_LANES};
-use crate::engine::policy::maps_safely;
 use crate::engine::read::{Hashed, Hashing, changed, fstat, regular_state};
 use crate::engine::shared::{
     Buffer, Chunk, Outbox, POLL, Ready, ReadyKind, Shared, State, StreamSlot,
@@ -69,6 +68,10 @@ enum LaneData {
         pos: usize,
         /// No more chunks will come.
         ended: bool,
+        /// Its chunks are mapped (a local file system).
+        map: bool,
+        /// Its status after the last chunk was read, taken by the reader (chunks read).
+        after: Option<Box<Stat>>,
     },
 }
 
@@ -110,7 +113,7 @@ impl Lane {
         };
         let (data, state) = match ready.kind {
             ReadyKind::Whole { data, state } => (LaneData::Whole { data, pos: 0 }, state),
-            ReadyKind::Large { file, before } => {
+            ReadyKind::Large { file, before, map } => {
                 let state = regular_state(&before);
                 let data = LaneData::Stream {
                     file,
@@ -118,6 +121,8 @@ impl Lane {
                     chunk: None,
                     pos: 0,
                     ended: false,
+                    map,
+                    after: None,
                 };
                 (data, state)
             }
@@ -241,14 +246,15 @@ fn fill<R>(shared: &Shared<R>, lanes: &mut Vec<Lane>, max: usize, multi: bool) -
             let Some(ready) = take_next(&mut state, streams < STREAMS_PER_WORKER) else {
                 break;
             };
-            if let ReadyKind::Large { file, before } = &ready.kind {
+            if let ReadyKind::Large { file, before, map } = &ready.kind {
                 streams += 1;
                 took_large = true;
                 state.streams.push(StreamSlot {
                     seq: ready.seq,
                     file: Arc::clone(file),
                     size: before.st_size as u64,
-                    map: maps_safely(file),
+                    map: *map,
+                    after: None,
                     next: 0,
                     producing: false,
                     chunks: Default::default(),
@@ -344,7 +350,11 @@ fn take_chunks<R>(shared: &Shared<R>, lanes: &mut [Lane]) -> bool {
             continue;
         };
         let LaneData::Stream {
-            chunk, pos, ended, ..
+            chunk,
+            pos,
+            ended,
+            after,
+            ..
         } = &mut lane.data
         else {
             continue;
@@ -365,6 +375,7 @@ fn take_chunks<R>(shared: &Shared<R>, lanes: &mut [Lane]) -> bool {
             match slot.end.take() {
                 Some(Ok(())) => {
                     *ended = true;
+                    *after = slot.after.map(Box::new);
                     slot.end = Some(Ok(()));
                     got = true;
                 }
@@ -481,10 +492,23 @@ fn finish_lane(lane: Lane) -> Result<Hashing, Failure> {
         LaneHash::Multi(sha) => Digest::from(multibuf::finish(sha, bytes, &tail[..tail_len])),
         LaneHash::Single(hasher) => hasher.finalize(),
     };
-    if let LaneData::Stream { file, before, .. } = &data {
+    if let LaneData::Stream {
+        file,
+        before,
+        map,
+        after,
+        ..
+    } = &data
+    {
         // Fewer bytes than its size: it shrank while being read; a status that moved: it was
-        // written meanwhile.
-        let after = fstat(file).map_err(|e| Failure::new(name.clone(), e))?;
+        // written meanwhile. Chunks read: the reader took the status after the last one.
+        // Chunks mapped are read by this hashing, so the status must be taken after it: a
+        // local file system's inode, in memory (files on network file systems are never
+        // mapped), so this `fstat` does not wait on storage.
+        let after = match (map, after) {
+            (false, Some(after)) => **after,
+            _ => fstat(file).map_err(|e| Failure::new(name.clone(), e))?,
+        };
         if bytes < before.st_size as u64 || changed(before, &after) {
             return Err(Failure::new(name, Reason::Changed));
         }
@@ -511,10 +535,18 @@ fn wait_for_chunks<R>(shared: &Shared<R>, lanes: &[Lane]) {
                 .is_some_and(|s| !s.chunks.is_empty() || s.end.is_some())
         });
     if !arrived {
-        let _ = shared
+        let (state, timeout) = shared
             .workers_cv
             .wait_timeout(state, POLL)
             .unwrap_or_else(PoisonError::into_inner);
+        let arrived = lanes.iter().any(|lane| {
+            state
+                .streams
+                .iter()
+                .find(|s| s.seq == lane.seq)
+                .is_some_and(|s| !s.chunks.is_empty() || s.end.is_some())
+        });
+        crate::engine::count_lost_wakeup(timeout.timed_out(), arrived);
     }
 }
 
@@ -538,6 +570,7 @@ mod tests {
             kind: ReadyKind::Large {
                 file: Arc::new(file),
                 before,
+                map: true,
             },
         }
     }

@@ -15,14 +15,14 @@ use crate::digest::Algorithm;
 use crate::format::manifest::{Manifest, PartTask, PartedRead};
 
 /// Reads the manifest `file` of `algorithm` lines (NUL-terminated with `zero`), in parts
-/// read in parallel on `pool`.
+/// read in parallel on `pool`; with `spans`, recording where each line is.
 pub fn load_manifest(
     file: File,
-    algorithm: Algorithm,
-    zero: bool,
+    (algorithm, zero): (Algorithm, bool),
     pool: &ThreadPool,
+    spans: bool,
 ) -> io::Result<Manifest> {
-    let parted = PartedRead::open(file, algorithm, zero, pool.current_num_threads())?;
+    let parted = PartedRead::open(file, (algorithm, zero), pool.current_num_threads(), spans)?;
     let parts = pool.install(|| {
         parted
             .tasks()

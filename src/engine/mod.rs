@@ -14,6 +14,23 @@
 //! items into results (`Hashed` or a [`crate::report::Failure`]) and gives them back. It
 //! never writes to stdout or stderr.
 
+/// Waits that timed out and then found their work ready: lost wake-ups. Every wait in the
+/// engine has a timeout only as a safety net; a wake-up that went missing shows up here, and
+/// the engine's tests assert that it stays zero across reader and worker settings.
+static LOST_WAKEUPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Lost wake-ups in this process so far (see [`LOST_WAKEUPS`]).
+pub fn lost_wakeups() -> u64 {
+    LOST_WAKEUPS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Counts a wait that timed out and then found its work ready.
+pub(crate) fn count_lost_wakeup(timed_out: bool, ready: bool) {
+    if timed_out && ready {
+        LOST_WAKEUPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 pub mod io;
 pub mod lanes;
 pub mod load;

@@ -197,9 +197,51 @@ pub fn policy(class: &DeviceClass, readers: Option<usize>, stall: Option<Duratio
     }
 }
 
-/// The policy for the storage `path` is on.
+/// The policy for the storage `path` is on, within the descriptors the process may open.
 pub fn for_path(path: &Path, readers: Option<usize>, stall: Option<Duration>) -> IoPolicy {
-    policy(&classify(&facts_of(path)), readers, stall)
+    let budget = descriptor_budget();
+    crate::engine::source::limit_dir_handles(dir_handles_for(budget));
+    within_descriptors(policy(&classify(&facts_of(path)), readers, stall), budget)
+}
+
+/// Descriptors kept for what is not a reader's: the walk (walkdir keeps up to 10
+/// directories open), the manifests of `-o` and `--update`, the signal watchdog's pipe.
+const RESERVED_DESCRIPTORS: usize = 16;
+
+/// Descriptors a reader may hold at once: the file it reads, a large file it handed over
+/// and not yet closed, a directory handle.
+const DESCRIPTORS_PER_READER: usize = 4;
+
+/// `policy` with no more readers than `budget` descriptors (those the process may still
+/// open) can serve: with `ulimit -n 32`, a run of 32 readers would fail files with "Too many
+/// open files" where `sha256sum` works.
+pub fn within_descriptors(mut policy: IoPolicy, budget: usize) -> IoPolicy {
+    let most = (budget.saturating_sub(RESERVED_DESCRIPTORS) / DESCRIPTORS_PER_READER).max(1);
+    if policy.readers > most {
+        policy.readers = most;
+        policy.reason = format!(
+            "{}; {most} reader{} at most within the limit of open files",
+            policy.reason,
+            if most == 1 { "" } else { "s" }
+        );
+    }
+    policy
+}
+
+/// Directory handles a walk may keep open within `budget` descriptors: at most 256, and
+/// a quarter of what is left.
+pub fn dir_handles_for(budget: usize) -> usize {
+    (budget.saturating_sub(RESERVED_DESCRIPTORS) / 4).min(256)
+}
+
+/// How many more descriptors the process may open: its soft limit (which `main` raised to
+/// the hard one) less those open now.
+pub fn descriptor_budget() -> usize {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
+    let open = std::fs::read_dir("/proc/self/fd").map_or(16, |dir| dir.count());
+    limit.saturating_sub(open)
 }
 
 /// Looks up the facts about the device of `path` (what cannot be read stays at its default).
@@ -376,6 +418,26 @@ mod tests {
             one.reason
         );
         assert!(vda.reason.contains("vda"), "{}", vda.reason);
+    }
+
+    #[test]
+    fn readers_fit_in_the_descriptors_left() {
+        let flash = || policy(&DeviceClass::Flash("nvme0n1".into()), None, None);
+        assert_eq!(within_descriptors(flash(), 1 << 20).readers, FLASH_READERS);
+        // ulimit -n 64: 60 left, 16 reserved, 4 per reader.
+        let at_64 = within_descriptors(flash(), 60);
+        assert_eq!(at_64.readers, 11);
+        assert!(
+            at_64.reason.contains("limit of open files"),
+            "{}",
+            at_64.reason
+        );
+        // However few are left, one reader reads (as sha256sum does, one file at a time).
+        assert_eq!(within_descriptors(flash(), 20).readers, 1);
+        assert_eq!(within_descriptors(flash(), 0).readers, 1);
+        assert_eq!(dir_handles_for(1 << 20), 256);
+        assert_eq!(dir_handles_for(28), 3);
+        assert_eq!(dir_handles_for(10), 0);
     }
 
     #[test]

@@ -56,6 +56,37 @@ pub enum Completion {
     Finished,
     /// A signal asked to stop; results after the stop were dropped.
     Interrupted(i32),
+    /// A thread the run needed could not be started (the `errno` of the failure): the run
+    /// stopped, and its results are incomplete. A fatal error ([`thread_error`]).
+    NoThread(i32),
+}
+
+/// Why a thread could not be started, as an error to end the run with.
+#[derive(Debug)]
+pub struct ThreadError(pub std::io::Error);
+
+impl std::fmt::Display for ThreadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cannot start a thread: {}",
+            crate::report::io_reason(&self.0)
+        )
+    }
+}
+
+impl std::error::Error for ThreadError {}
+
+/// The error for [`Completion::NoThread`].
+pub fn thread_error(errno: i32) -> std::io::Error {
+    std::io::Error::other(ThreadError(std::io::Error::from_raw_os_error(errno)))
+}
+
+/// Whether `error` is a [`thread_error`] (not a failure of the output).
+pub fn is_thread_error(error: &std::io::Error) -> bool {
+    error
+        .get_ref()
+        .is_some_and(|inner| inner.is::<ThreadError>())
 }
 
 /// What to do with one item.
@@ -153,11 +184,12 @@ where
     let result = std::thread::scope(|scope| {
         let feeder = Arc::clone(&shared);
         let plan = &plan;
-        std::thread::Builder::new()
+        let spawned = std::thread::Builder::new()
             .name("sumpool-feeder".into())
-            .spawn_scoped(scope, move || feed(&feeder, items, plan))
-            .map_err(|_| ())
-            .ok();
+            .spawn_scoped(scope, move || feed(&feeder, items, plan));
+        if let Err(e) = spawned {
+            shared.thread_failed(&e);
+        }
         let result = print_in_order(&shared, sink);
         // Everyone leaves: the feeder (joined at the end of this scope), the workers, and
         // the readers that are not stuck.
@@ -203,6 +235,7 @@ fn new_shared<R>(engine: &Engine<'_>, readers: usize, core: usize) -> Arc<Shared
         skip: engine.skip.clone(),
         tuning: engine.tuning,
         io: engine.io.clone(),
+        core_readers: core,
         thens: (0..engine.tuning.window.max(1))
             .map(|_| Mutex::new(None))
             .collect(),
@@ -211,6 +244,7 @@ fn new_shared<R>(engine: &Engine<'_>, readers: usize, core: usize) -> Arc<Shared
         watched: AtomicBool::new(engine.io.stall_timeout.is_some()),
         nowait_unsupported: AtomicBool::new(false),
         misses: AtomicU64::new(0),
+        no_thread: std::sync::atomic::AtomicI32::new(0),
         opened_files: AtomicU64::new(0),
         opened_bytes: AtomicU64::new(0),
     })
@@ -365,6 +399,9 @@ fn print_in_order<R: Send + 'static, S: Sink<R>>(
     loop {
         if let Some(signal) = signals::stop_requested() {
             return Ok(Completion::Interrupted(signal));
+        }
+        if let Some(errno) = shared.thread_failure() {
+            return Ok(Completion::NoThread(errno));
         }
         let later = pending.first_missing_from(ahead);
         let wake_at = if later < fed { later } else { pending.next };

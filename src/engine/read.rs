@@ -126,12 +126,33 @@ pub enum Opened {
     Skipped,
 }
 
-/// Opens `source` for hashing, unless it is one of the files in `skip`.
+/// How long an open that finds no free descriptor waits, in all, for others to close.
+const DESCRIPTOR_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Opens `source` for hashing, unless it is one of the files in `skip`. Out of descriptors
+/// ("Too many open files"), it waits for the run's other files to close and tries again,
+/// for up to [`DESCRIPTOR_WAIT`]: the run holds descriptors only for a moment each.
 pub fn open_source(source: &Source, skip: &[FileId]) -> Result<Opened, Reason> {
-    let file = match source {
-        Source::Path(path) => File::open(path)?,
-        Source::InDir { path, dir, .. } => open_in(dir, path)?,
-        Source::Stdin => return Ok(Opened::Stdin),
+    let mut pause = std::time::Duration::from_millis(1);
+    let mut waited = std::time::Duration::ZERO;
+    let file = loop {
+        let opened = match source {
+            Source::Path(path) => File::open(path).map_err(Reason::from),
+            Source::InDir { path, dir, .. } => open_in(dir, path),
+            Source::Stdin => return Ok(Opened::Stdin),
+        };
+        match opened {
+            Err(Reason::Io(e))
+                if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+                    && waited < DESCRIPTOR_WAIT
+                    && signals::stop_requested().is_none() =>
+            {
+                std::thread::sleep(pause);
+                waited += pause;
+                pause = (pause * 2).min(std::time::Duration::from_millis(50));
+            }
+            other => break other?,
+        }
     };
     let stat = fstat(&file)?;
     let id = FileId {

@@ -117,6 +117,9 @@ pub(crate) enum ReadyKind {
         file: Arc<File>,
         /// Its status when opened.
         before: Stat,
+        /// Map its chunks (a local file system) rather than read them: decided by the
+        /// reader, which may wait on a file system, never under the run's lock.
+        map: bool,
     },
 }
 
@@ -149,6 +152,9 @@ pub(crate) struct StreamSlot {
     pub progress: Instant,
     /// The worker gave up on it (the run was cancelled): produce nothing more.
     pub abandoned: bool,
+    /// The file's status after its last chunk was read (chunks read, not mapped: the reader
+    /// takes it, so that a hashing worker never waits on a network file system).
+    pub after: Option<Stat>,
 }
 
 /// Chunks a stream may have produced and not yet taken.
@@ -242,6 +248,8 @@ pub(crate) struct Shared<R> {
     pub skip: Vec<FileId>,
     pub tuning: Tuning,
     pub io: IoPolicy,
+    /// Readers that always take requests (`io::core_readers`); the others are extras.
+    pub core_readers: usize,
     /// What each item in the window makes of its outcome, in slot `seq % window`; set by the
     /// feeder, taken by whoever finishes the item. A lock per slot: finishing an item takes
     /// no lock any other thread wants.
@@ -256,6 +264,8 @@ pub(crate) struct Shared<R> {
     pub nowait_unsupported: AtomicBool,
     /// Reads that had to wait on storage, so far.
     pub misses: AtomicU64,
+    /// The `errno` of a thread that could not be started, or 0: the run stops.
+    pub no_thread: std::sync::atomic::AtomicI32,
     /// Regular files opened by the readers so far, and their bytes: the average size tells
     /// whether looking ahead for large files is worth a stat per file (`io::scout`).
     pub opened_files: AtomicU64,
@@ -292,6 +302,29 @@ impl<R> Shared<R> {
             self.extra_cv.notify_all();
         } else {
             self.extra_cv.notify_one();
+        }
+        // With no extra readers (one or two readers in all: `--io-threads 1` or 2, a
+        // spinning disk), the readers that always take requests produce the chunks: they
+        // must be woken as well, or a stream waits out a whole poll for every chunk.
+        if self.io.readers <= self.core_readers {
+            self.readers_cv.notify_all();
+        }
+    }
+
+    /// Records that a thread could not be started: the calling thread ends the run.
+    pub fn thread_failed(&self, error: &std::io::Error) {
+        let errno = error.raw_os_error().unwrap_or(libc::EAGAIN);
+        let _ = self
+            .no_thread
+            .compare_exchange(0, errno, Ordering::SeqCst, Ordering::SeqCst);
+        self.mailbox.wake();
+    }
+
+    /// The `errno` of a thread that could not be started, if one could not.
+    pub fn thread_failure(&self) -> Option<i32> {
+        match self.no_thread.load(Ordering::SeqCst) {
+            0 => None,
+            errno => Some(errno),
         }
     }
 
@@ -469,6 +502,7 @@ impl<R> Mailbox<R> {
             state = woken;
             state.sleeping = false;
             waited = timeout.timed_out();
+            crate::engine::count_lost_wakeup(waited, state.awaited_arrived);
         }
         state.awaited_arrived = false;
         state.poke = false;

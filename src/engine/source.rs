@@ -95,13 +95,20 @@ impl Source {
     }
 }
 
-/// Most directory handles open at once. Each walked directory that holds files is opened once
-/// so its files can be opened relative to it; handles are shared with the work in flight and
-/// closed when it is done. Past this many (a window of work spread over many directories),
-/// files are opened by full path instead, which is slower but needs no descriptor.
-const MAX_DIR_HANDLES: usize = 256;
+/// Most directory handles open at once: 256, or fewer under a low limit of open files
+/// ([`limit_dir_handles`]). Each walked directory that holds files is opened once so its
+/// files can be opened relative to it; handles are shared with the work in flight and closed
+/// when it is done. Past this many (a window of work spread over many directories), files
+/// are opened by full path instead, which is slower but needs no descriptor.
+static MAX_DIR_HANDLES: AtomicUsize = AtomicUsize::new(256);
 
 static OPEN_DIR_HANDLES: AtomicUsize = AtomicUsize::new(0);
+
+/// Sets the most directory handles open at once (the device policy's share of the
+/// descriptors the process may open).
+pub fn limit_dir_handles(most: usize) {
+    MAX_DIR_HANDLES.store(most, Ordering::Relaxed);
+}
 
 /// An open directory, used to open the files in it without resolving their whole path again.
 #[derive(Debug)]
@@ -110,7 +117,9 @@ pub struct DirHandle(OwnedFd);
 impl DirHandle {
     /// Opens `path` as a directory handle, unless too many are open already.
     pub(crate) fn open(path: &Path) -> Option<Arc<DirHandle>> {
-        if OPEN_DIR_HANDLES.fetch_add(1, Ordering::Relaxed) >= MAX_DIR_HANDLES {
+        if OPEN_DIR_HANDLES.fetch_add(1, Ordering::Relaxed)
+            >= MAX_DIR_HANDLES.load(Ordering::Relaxed)
+        {
             OPEN_DIR_HANDLES.fetch_sub(1, Ordering::Relaxed);
             return None;
         }

@@ -13,16 +13,37 @@
 //! errors that stop it. `--max-depth` and `--one-file-system` bound how far it goes. Reading
 //! file contents is left to `read` and `lanes`.
 
+use std::ffi::OsStr;
 use std::fs;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use walkdir::WalkDir;
 
-use crate::engine::source::{DirHandle, Source};
+use crate::engine::source::{DirHandle, FileId, Source};
 use crate::report::{Failure, Reason};
+
+/// Names of sumpool's own temporary files (`-o` and `--update` on a file system without
+/// `O_TMPFILE`): `.sumpool-XXXXXX.tmp`. The walk never hashes one: a file of that name is a
+/// manifest being written, or one left by a run that was killed outright.
+pub const TEMP_PREFIX: &str = ".sumpool-";
+/// See [`TEMP_PREFIX`].
+pub const TEMP_SUFFIX: &str = ".tmp";
+
+/// Whether `name` (a base name) is one of sumpool's temporary file names: the prefix, six
+/// letters or digits, the suffix.
+pub fn is_temp_name(name: &[u8]) -> bool {
+    let Some(rest) = name.strip_prefix(TEMP_PREFIX.as_bytes()) else {
+        return false;
+    };
+    let Some(middle) = rest.strip_suffix(TEMP_SUFFIX.as_bytes()) else {
+        return false;
+    };
+    middle.len() == 6 && middle.iter().all(u8::is_ascii_alphanumeric)
+}
 
 /// Why an entry met during a walk was not hashed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +66,10 @@ pub enum Entry {
     Failed(Failure),
     /// Something deliberately not hashed.
     Skipped(Skip),
+    /// A temporary file of another sumpool run (a manifest being written, or left by a run
+    /// killed outright): never hashed, and said so, since its name is all that tells it
+    /// apart from a file of the tree.
+    Unfinished(PathBuf),
 }
 
 /// How to walk.
@@ -64,6 +89,9 @@ pub struct WalkOptions {
     pub dir_handles: bool,
     /// Only the files of this shard (`--shard K/N`).
     pub shard: Option<Shard>,
+    /// Files that are this run's own (its temporary manifest): skipped without a word when
+    /// met under a temporary file's name.
+    pub own: Vec<FileId>,
 }
 
 /// One of N disjoint parts of a tree, chosen by a stable hash of each file's path relative to
@@ -118,6 +146,92 @@ impl Exclude {
             || relative
                 .file_name()
                 .is_some_and(|name| self.set.is_match(name))
+    }
+}
+
+/// Which paths a walk covers, decided from the names alone: under one of its inputs (a
+/// leading `./` ignored on both sides), not excluded (the path, or a directory above it,
+/// matches `--exclude`, as the walk prunes excluded directories), not deeper than
+/// `--max-depth`, and in its shard. `audit` reports only the manifest lines in the scope as
+/// missing, and `hash --update` keeps the lines outside it as they were.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    roots: Vec<Vec<u8>>,
+    exclude: Option<Arc<Exclude>>,
+    max_depth: Option<usize>,
+    shard: Option<Shard>,
+}
+
+impl Scope {
+    /// The scope of a walk of `inputs` with `options`.
+    pub fn of(inputs: &[PathBuf], options: &WalkOptions) -> Scope {
+        let mut scope = Scope {
+            roots: Vec::new(),
+            exclude: options.exclude.clone(),
+            max_depth: options.max_depth,
+            shard: options.shard,
+        };
+        for input in inputs {
+            scope.add_root(input);
+        }
+        scope
+    }
+
+    /// Adds an input (as one more is read from `--files-from`).
+    pub fn add_root(&mut self, input: &Path) {
+        let mut root =
+            crate::format::manifest::normalize(crate::format::line::path_bytes(input)).to_vec();
+        while root.len() > 1 && root.ends_with(b"/") {
+            root.pop();
+        }
+        if root == b"." {
+            root.clear();
+        }
+        // Standard input has no path in a manifest.
+        if input.as_os_str() != "-" && !self.roots.contains(&root) {
+            self.roots.push(root);
+        }
+    }
+
+    /// Whether a walk of this scope would reach `name` (a path as a manifest spells it).
+    pub fn contains(&self, name: &[u8]) -> bool {
+        let name = crate::format::manifest::normalize(name);
+        self.roots.iter().any(|root| {
+            let relative = if root.is_empty() {
+                // `.` covers every relative name.
+                (!name.starts_with(b"/")).then_some(name)
+            } else if name == root.as_slice() {
+                Some(&b""[..])
+            } else {
+                name.strip_prefix(root.as_slice())
+                    .and_then(|rest| rest.strip_prefix(b"/"))
+            };
+            relative.is_some_and(|relative| self.reaches(name, relative))
+        })
+    }
+
+    /// Whether the walk reaches `relative` (to its root; empty for the root itself, a file
+    /// named as an input, whose full `name` the shard is decided by).
+    fn reaches(&self, name: &[u8], relative: &[u8]) -> bool {
+        let depth = relative.split(|&b| b == b'/').count();
+        let too_deep = self
+            .max_depth
+            .is_some_and(|max| !relative.is_empty() && depth > max);
+        let excluded = self.exclude.as_ref().is_some_and(|exclude| {
+            let ends = relative
+                .iter()
+                .enumerate()
+                .filter(|&(_, &b)| b == b'/')
+                .map(|(i, _)| i);
+            ends.chain([relative.len()])
+                .filter(|&end| end > 0)
+                .any(|end| exclude.matches(Path::new(OsStr::from_bytes(&relative[..end]))))
+        });
+        let shard_of = if relative.is_empty() { name } else { relative };
+        let other_shard = self
+            .shard
+            .is_some_and(|shard| !shard.contains(Path::new(OsStr::from_bytes(shard_of))));
+        !too_deep && !excluded && !other_shard
     }
 }
 
@@ -220,6 +334,25 @@ impl Walk {
     }
 }
 
+impl Walk {
+    /// What a file with a temporary file's name is: this run's own (skipped), or another's.
+    fn temp_entry(&self, entry: walkdir::DirEntry) -> Entry {
+        let own = entry.metadata().is_ok_and(|meta| {
+            use std::os::unix::fs::MetadataExt;
+            let id = FileId {
+                dev: meta.dev(),
+                ino: meta.ino(),
+            };
+            self.options.own.contains(&id)
+        });
+        if own {
+            Entry::Skipped(Skip::Excluded)
+        } else {
+            Entry::Unfinished(entry.into_path())
+        }
+    }
+}
+
 impl Iterator for Walk {
     type Item = Entry;
 
@@ -264,6 +397,9 @@ impl Iterator for Walk {
                         };
                         if other_shard {
                             return Some(Entry::Skipped(Skip::Excluded));
+                        }
+                        if kind.is_file() && is_temp_name(entry.file_name().as_encoded_bytes()) {
+                            return Some(self.temp_entry(entry));
                         }
                         return Some(if kind.is_file() {
                             let ino = walkdir::DirEntryExt::ino(&entry);

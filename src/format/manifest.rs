@@ -108,6 +108,16 @@ impl Packed {
     }
 }
 
+/// Where the bytes of one entry are in the manifest file: its state line (if bound) and its
+/// checksum line, with their ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    /// Offset of the first byte.
+    pub start: u64,
+    /// Length in bytes.
+    pub len: u32,
+}
+
 /// The lines of one part of a manifest.
 #[derive(Debug, Default)]
 pub struct Part {
@@ -115,8 +125,13 @@ pub struct Part {
     digests: Vec<u8>,
     /// The state of each line, by line number; empty while no line has had one.
     states: Vec<Packed>,
+    /// Where each line's bytes are, by line number (only when asked for: `hash --update`
+    /// copies the lines it keeps from the old manifest).
+    spans: Vec<Span>,
     entries: Vec<Entry>,
     bad_lines: u64,
+    /// Comment lines of sumpool's own (state lines, the shard line).
+    own_comments: u64,
     /// The untagged layout fixed by the part's first untagged line, if read from an undecided
     /// one, and the layout at its end.
     first_layout: Layout,
@@ -124,21 +139,28 @@ pub struct Part {
 }
 
 impl Part {
-    /// Reads every line of `reader` as part number `index`, starting with `layout`.
+    /// Reads every line of `reader` as part number `index`, starting with `layout`; with
+    /// `spans`, records where each line is, `base` being the offset of the part in the file.
     fn read(
         reader: impl Read,
         index: usize,
-        algorithm: Algorithm,
-        zero: bool,
+        (algorithm, zero): (Algorithm, bool),
         mut layout: Layout,
+        spans: Option<u64>,
     ) -> io::Result<Part> {
         let mut part = Part::default();
         let mut records = RecordReader::new(reader, if zero { b'\0' } else { b'\n' });
         let mut buf = Vec::new();
-        // The state line just read, waiting for the line it was written for.
+        // The state line just read, waiting for the line it was written for, and where it
+        // started.
         let mut pending: Option<Pending> = None;
         let mut state_line = Vec::new();
-        while let Some(record) = records.next_record(&mut buf)? {
+        let mut state_at = 0;
+        loop {
+            let at = records.position();
+            let Some(record) = records.next_record(&mut buf)? else {
+                break;
+            };
             let waiting = pending.take();
             if record == Record::TooLong {
                 part.bad_lines += 1;
@@ -150,9 +172,14 @@ impl Part {
                 pending = state::parse_state(content);
                 state_line.clear();
                 state_line.extend_from_slice(content);
+                state_at = at;
+                part.own_comments += 1;
                 continue;
             }
             let Some(line) = trim_record(&buf, zero) else {
+                if crate::format::entries::parse_shard_line(content).is_some() {
+                    part.own_comments += 1;
+                }
                 continue;
             };
             let before = layout;
@@ -161,6 +188,13 @@ impl Part {
                 Ok(entry) if entry.name.contains(&0) => part.bad_lines += 1,
                 Ok(entry) => {
                     let state = waiting.and_then(|p| p.bind(&state_line, line));
+                    if let Some(base) = spans {
+                        let start = if state.is_some() { state_at } else { at };
+                        part.spans.push(Span {
+                            start: base + start,
+                            len: (records.position() - start) as u32,
+                        });
+                    }
                     part.push(
                         index,
                         normalize(&entry.name),
@@ -207,6 +241,8 @@ pub struct Manifest {
     by_name: Vec<u32>,
     /// Improperly formatted lines, and lines of another algorithm.
     bad_lines: u64,
+    /// Comment lines of sumpool's own (state lines, shard lines).
+    own_comments: u64,
 }
 
 /// `path` without any leading `./`.
@@ -233,6 +269,8 @@ pub struct PartedRead {
     len: u64,
     algorithm: Algorithm,
     zero: bool,
+    /// Record where each line is ([`Manifest::span`]).
+    spans: bool,
 }
 
 /// Reading one part of a manifest file.
@@ -249,8 +287,14 @@ impl PartTask<'_> {
 }
 
 impl PartedRead {
-    /// Prepares to read `file` in up to `parts` parts of about equal size.
-    pub fn open(file: File, algorithm: Algorithm, zero: bool, parts: usize) -> io::Result<Self> {
+    /// Prepares to read `file` in up to `parts` parts of about equal size; with `spans`,
+    /// recording where each line is.
+    pub fn open(
+        file: File,
+        (algorithm, zero): (Algorithm, bool),
+        parts: usize,
+        spans: bool,
+    ) -> io::Result<Self> {
         let len = file.metadata()?.len();
         let mut read = PartedRead {
             file,
@@ -258,6 +302,7 @@ impl PartedRead {
             len,
             algorithm,
             zero,
+            spans,
         };
         let parts = parts.clamp(1, MAX_PARTS) as u64;
         // Parts smaller than this are not worth a thread.
@@ -286,7 +331,8 @@ impl PartedRead {
             at: start,
             end,
         };
-        Part::read(range, index, self.algorithm, self.zero, layout)
+        let spans = self.spans.then_some(start);
+        Part::read(range, index, (self.algorithm, self.zero), layout, spans)
     }
 
     /// The manifest from every part, in order. GNU's layout rule runs across lines, so a part
@@ -385,7 +431,7 @@ impl Manifest {
 
     /// Reads a manifest of `algorithm` lines, NUL-terminated with `zero`, as one stream.
     pub fn read(reader: impl Read, algorithm: Algorithm, zero: bool) -> io::Result<Manifest> {
-        let part = Part::read(reader, 0, algorithm, zero, Layout::Undecided)?;
+        let part = Part::read(reader, 0, (algorithm, zero), Layout::Undecided, None)?;
         Ok(Manifest::from_parts(vec![part], algorithm))
     }
 
@@ -395,7 +441,7 @@ impl Manifest {
     fn from_parts(mut parts: Vec<Part>, algorithm: Algorithm) -> Manifest {
         let total = parts.iter().map(|p| p.entries.len()).sum();
         let mut entries = Vec::with_capacity(total);
-        let mut bad_lines = 0;
+        let (mut bad_lines, mut own_comments) = (0, 0);
         for part in &mut parts {
             entries.append(&mut part.entries);
             part.entries = Vec::new();
@@ -403,6 +449,7 @@ impl Manifest {
             part.digests.shrink_to_fit();
             part.states.shrink_to_fit();
             bad_lines += part.bad_lines;
+            own_comments += part.own_comments;
         }
         let name = |e: &Entry| name_of(&parts, e);
         entries.sort_by(|a, b| name(a).cmp(name(b)));
@@ -421,6 +468,7 @@ impl Manifest {
             by_digest: Vec::new(),
             by_name: Vec::new(),
             bad_lines,
+            own_comments,
         };
         manifest.index_names();
         manifest
@@ -525,6 +573,25 @@ impl Manifest {
     /// Improperly formatted lines, and lines of another algorithm, that were left out.
     pub fn bad_lines(&self) -> u64 {
         self.bad_lines
+    }
+
+    /// Whether a file of `len` bytes that read as this manifest is one that `hash --update`
+    /// may replace: every line of it is a checksum line of the manifest's algorithm, a
+    /// comment or blank, and it is empty, holds a checksum line, or holds sumpool's own
+    /// comment lines (a shard manifest of no file). A README given by mistake (even one that
+    /// quotes a few checksum lines), a manifest of another algorithm, or one with a damaged
+    /// line is not: replacing it would drop lines no run looked at.
+    pub fn is_manifest(&self, len: u64) -> bool {
+        self.bad_lines == 0 && (len == 0 || !self.entries.is_empty() || self.own_comments > 0)
+    }
+
+    /// Where the bytes of entry `i` are in the file (when read with spans).
+    pub fn span(&self, i: usize) -> Option<Span> {
+        let entry = &self.entries[i];
+        self.parts[entry.part()]
+            .spans
+            .get(entry.line as usize)
+            .copied()
     }
 }
 

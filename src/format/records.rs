@@ -24,6 +24,8 @@ pub enum Record {
 pub struct RecordReader<R> {
     reader: BufReader<R>,
     delim: u8,
+    /// Bytes consumed so far: where the next record starts in the stream.
+    position: u64,
 }
 
 impl<R: Read> RecordReader<R> {
@@ -32,7 +34,13 @@ impl<R: Read> RecordReader<R> {
         RecordReader {
             reader: BufReader::with_capacity(64 * 1024, reader),
             delim,
+            position: 0,
         }
+    }
+
+    /// Where the next record starts, in bytes from the start of the stream.
+    pub fn position(&self) -> u64 {
+        self.position
     }
 
     /// Reads the next record into `buf`; `None` at the end of the stream.
@@ -40,6 +48,7 @@ impl<R: Read> RecordReader<R> {
         buf.clear();
         let limit = MAX_RECORD as u64 + 1;
         let n = (&mut self.reader).take(limit).read_until(self.delim, buf)?;
+        self.position += n as u64;
         if n == 0 {
             return Ok(None);
         }
@@ -55,11 +64,13 @@ impl<R: Read> RecordReader<R> {
             match chunk.iter().position(|&b| b == self.delim) {
                 Some(pos) => {
                     self.reader.consume(pos + 1);
+                    self.position += pos as u64 + 1;
                     break;
                 }
                 None => {
                     let len = chunk.len();
                     self.reader.consume(len);
+                    self.position += len as u64;
                 }
             }
         }
@@ -80,6 +91,7 @@ mod tests {
         let mut buf = Vec::new();
         assert_eq!(reader.next_record(&mut buf).unwrap(), Some(Record::TooLong));
         assert!(buf.capacity() <= 2 * MAX_RECORD + 64);
+        assert_eq!(reader.position(), MAX_RECORD as u64 * 3 + 1);
         assert_eq!(
             reader.next_record(&mut buf).unwrap(),
             Some(Record::Complete)

@@ -9,32 +9,34 @@
 //! hashed into itself. With `--update`, [`update`] decides which files need reading and what
 //! state each line records.
 
+mod kept;
 mod output;
 pub mod update;
 
 use std::fs;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 
-use crate::config::{Config, Format, HashConfig, UpdateConfig};
+use crate::config::{Config, Format, HashConfig};
 use crate::digest::Algorithm;
 use crate::engine::load::load_manifest;
 use crate::engine::policy::{self, IoPolicy};
 use crate::engine::pool::{self, Completion, Engine, Plan, Sink, Tagged, Then};
 use crate::engine::read::{Hashed, Hashing};
-use crate::engine::walk::{Entry, Input, Skip, Walk, WalkOptions, list_inputs};
+use crate::engine::walk::{Entry, Input, Scope, Skip, Walk, WalkOptions, list_inputs};
+use crate::format::entries::shard_line;
 use crate::format::json;
 use crate::format::line::{LineFormat, format_line, path_bytes};
 use crate::format::manifest::Manifest;
 use crate::progress::{Counter, Progress, ProgressStderr, Totals};
 use crate::report::{Failure, PROGRAM, Report, write_message};
 
-use output::AtomicOutput;
-use update::{Scan, Status, UpdateCounts, Updated, Updater};
+use output::{AtomicOutput, Purpose, Target};
+use update::{Scan, Status, UNLISTED, UpdateCounts, Updated, Updater};
 
 /// The result of one walk entry after the worker is done with it.
 enum Outcome {
@@ -45,19 +47,39 @@ enum Outcome {
     /// allocation per file made on a reader and freed here, on another thread.
     Updated(Updated),
     Failed(Failure),
+    /// A file of the old manifest that could not be read (`--update`): the failure is
+    /// reported, and its old line kept.
+    Unread {
+        failure: Failure,
+        entry: u64,
+    },
+    /// A file of the old manifest never to hash (the manifest itself): its line goes.
+    Dropped {
+        entry: u64,
+    },
+    /// A temporary file of another sumpool run, met in the walk: said, not hashed.
+    Unfinished(PathBuf),
     Skipped(Skip),
 }
 
-/// The stream of inputs of a run: the arguments, then the `--files-from` list.
-fn inputs(hash: &HashConfig) -> anyhow::Result<Box<dyn Iterator<Item = Input> + Send>> {
+/// The stream of inputs of a run: the arguments, then the `--files-from` list; each one
+/// recorded in `roots` as it is taken.
+fn inputs(
+    hash: &HashConfig,
+    roots: Option<Roots>,
+) -> anyhow::Result<Box<dyn Iterator<Item = Input> + Send>> {
     let args = hash.inputs.clone().into_iter().map(Ok);
-    Ok(match &hash.files_from {
+    let all: Box<dyn Iterator<Item = Input> + Send> = match &hash.files_from {
         Some(from) => {
             let listed = list_inputs(&from.list, from.null)
                 .with_context(|| from.list.display().to_string())?;
             Box::new(args.chain(listed))
         }
         None => Box::new(args),
+    };
+    Ok(match roots {
+        Some(roots) => Box::new(all.inspect(move |input| roots.record(input))),
+        None => all,
     })
 }
 
@@ -73,7 +95,9 @@ fn counter(hash: &HashConfig) -> Option<Counter> {
     }
     let hash = hash.clone();
     Some(Box::new(move |totals: &Totals| {
-        let Ok(inputs) = inputs(&hash) else { return };
+        let Ok(inputs) = inputs(&hash, None) else {
+            return;
+        };
         // The counting walk must not take directory handles from the real one.
         let options = WalkOptions {
             dir_handles: false,
@@ -103,54 +127,46 @@ pub fn run(
     err: &mut dyn Write,
 ) -> anyhow::Result<Report> {
     let started = Instant::now();
-    let target = match &hash.update {
-        Some(update) => Some(update.manifest.as_path()),
-        None => hash.output.as_deref(),
+    let target = open_target(hash)?;
+    let own = target.as_ref().map_or_else(Vec::new, Target::identities);
+    let roots = Roots::default();
+    let walk_options = WalkOptions {
+        own: own.clone(),
+        ..hash.walk.clone()
     };
-    let atomic = target.map(AtomicOutput::create).transpose()?;
-    let walk = Walk::new(inputs(hash)?, hash.walk.clone());
+    let walk = Walk::new(inputs(hash, Some(roots.clone()))?, walk_options);
     let mut options = hash.hash.clone();
-    if let Some(atomic) = &atomic {
-        options.skip.extend(atomic.identities());
-    }
-    let updater = read_old_manifest(hash, atomic.as_ref(), pool, err)?;
-    let mut file_out = atomic
-        .as_ref()
-        .map(|a| BufWriter::with_capacity(64 * 1024, a.temp.as_file()));
-    let (lines, json) = sinks(hash, file_out.as_mut(), out);
-    let stdout_shares_terminal = target.is_none() && io::stdout().is_terminal();
-    let mut progress = Progress::start(hash.progress, stdout_shares_terminal, true, counter(hash));
-    let mut printer = Printer {
-        algorithm: options.algorithm,
-        lines,
-        json,
-        failed_sink: None,
-        err: progress.stderr(err),
-        progress: &progress,
-        report: Report::default(),
-        counts: UpdateCounts::default(),
-        line: Vec::with_capacity(512),
-        scratch: Vec::with_capacity(512),
+    options.skip.extend(own);
+    let atomic = match &target {
+        Some(Target::Atomic(atomic)) => Some(atomic),
+        _ => None,
     };
+    let updater = read_old_manifest(hash, atomic, pool)?;
+    let mut file_out = target.as_ref().and_then(Target::writer);
+    let (lines, json) = sinks(hash, file_out.as_mut(), out);
+    let to_stdout = matches!(target, None | Some(Target::Stdout));
+    let stdout_shares_terminal = to_stdout && io::stdout().is_terminal();
+    let mut progress = Progress::start(hash.progress, stdout_shares_terminal, true, counter(hash));
+    let sinks = (lines, json);
+    let mut printer = Printer::new(options.algorithm, sinks, &progress, err, updater.clone());
     let engine = Engine {
         pool,
         tuning: config.tuning,
         io: io_policy(config, hash),
         skip: options.skip.clone(),
     };
-    let printed = hash_all(
-        &engine,
-        walk,
-        options.algorithm,
-        updater.as_ref(),
-        &mut printer,
-    );
-    let mut counts = printer.counts;
-    if let Some(updater) = &updater {
-        counts.dropped = (updater.manifest().len() as u64).saturating_sub(printer.listed_seen());
-    }
+    let printed = write_shard_line(hash, &mut printer).and_then(|()| {
+        hash_all(
+            &engine,
+            walk,
+            options.algorithm,
+            updater.as_ref(),
+            &mut printer,
+        )
+    });
     let report = match printed {
         Ok(report) => report,
+        Err(e) if pool::is_thread_error(&e) => return Err(e.into()),
         Err(e) => return Err(e).context(sink_name(hash, printer.failed_sink)),
     };
     if report.interrupted.is_some() || report.output_closed {
@@ -158,6 +174,20 @@ pub fn run(
         progress.finish();
         return Ok(report);
     }
+    let mut counts = printer.counts;
+    let leftovers = match (&updater, &hash.update) {
+        (Some(updater), Some(update)) => {
+            let scope = roots.scope(&hash.walk);
+            Some(kept::leftovers(
+                updater,
+                &printer.met,
+                &scope,
+                update.prune,
+                &mut counts,
+            ))
+        }
+        _ => None,
+    };
     let update = updater.is_some().then_some(counts);
     if let Some(json) = &mut printer.json {
         json_summary(json, hash, &report, update, started)?;
@@ -165,12 +195,92 @@ pub fn run(
     drop(printer);
     progress.finish();
     drop(file_out);
-    if let Some(atomic) = atomic {
-        atomic.commit()?;
+    match target {
+        Some(Target::Atomic(atomic)) => commit(atomic, updater.as_deref(), leftovers, hash)?,
+        Some(Target::Direct { .. } | Target::Stdout) | None => {}
     }
     let verbose = hash.verbose.then_some((started, engine.io.reason.as_str()));
     write_end_messages(err, &report, update, verbose);
     Ok(report)
+}
+
+/// Where `-o` or `--update` sends the manifest, if either is given.
+fn open_target(hash: &HashConfig) -> anyhow::Result<Option<Target>> {
+    Ok(match (&hash.update, &hash.output) {
+        (Some(update), _) => Some(Target::open(&update.manifest, Purpose::Update)?),
+        (None, Some(output)) => Some(Target::open(output, Purpose::Output)?),
+        (None, None) => None,
+    })
+}
+
+/// Puts the manifest in place: the new lines alone, or merged with the old lines an update
+/// keeps (`kept`) into a second temporary file.
+fn commit(
+    atomic: AtomicOutput,
+    updater: Option<&Updater>,
+    leftovers: Option<kept::Leftovers>,
+    hash: &HashConfig,
+) -> anyhow::Result<()> {
+    let (Some(updater), Some(leftovers), Some(update)) = (updater, leftovers, &hash.update) else {
+        return atomic.commit();
+    };
+    if leftovers.kept.is_empty() {
+        return atomic.commit();
+    }
+    let name = || update.manifest.display().to_string();
+    let merged = atomic.replacement()?;
+    let len = atomic.file().metadata().with_context(name)?.len();
+    let mut out = BufWriter::with_capacity(64 * 1024, merged.file());
+    kept::merge(
+        atomic.file(),
+        len,
+        &leftovers.kept,
+        updater,
+        update.lines.zero,
+        &mut out,
+    )
+    .with_context(name)?;
+    drop(out);
+    drop(atomic);
+    merged.commit()
+}
+
+/// The first line of a shard manifest: the shard it is, for `merge` (a comment to checksum
+/// tools). Not in an `--update` manifest, which also keeps other shards' lines.
+fn write_shard_line(hash: &HashConfig, printer: &mut Printer<'_>) -> io::Result<()> {
+    let (Some(shard), None) = (hash.walk.shard, &hash.update) else {
+        return Ok(());
+    };
+    if let Some((format, out)) = &mut printer.lines {
+        let end = if format.zero { b'\0' } else { b'\n' };
+        out.write_all(&shard_line(shard.index, shard.count, end))
+            .inspect_err(|_| printer.failed_sink = Some(Destination::Lines))?;
+    }
+    Ok(())
+}
+
+/// The inputs a run walked, as they come (`--files-from` lists arrive while the run goes):
+/// an update's scope.
+#[derive(Clone, Default)]
+struct Roots(Arc<Mutex<Vec<PathBuf>>>);
+
+impl Roots {
+    fn record(&self, input: &Input) {
+        if let Ok(path) = input {
+            self.0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(path.clone());
+        }
+    }
+
+    fn scope(&self, options: &WalkOptions) -> Scope {
+        let roots = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Scope::of(&roots, options)
+    }
 }
 
 /// The JSON summary line at the end of the run.
@@ -264,12 +374,13 @@ fn write_end_messages(
 }
 
 /// Reads the manifest `--update` starts from (none yet is an empty one) and prepares the
-/// decisions. The scan starts now, as the clock and the manifest's file system tell it.
+/// decisions. The scan starts now, as the clock and the manifest's file system tell it. A
+/// file that is not a manifest (no line of it a checksum line of the algorithm) is refused,
+/// and so is a PATH spelled otherwise than the manifest spells it.
 fn read_old_manifest(
     hash: &HashConfig,
     atomic: Option<&AtomicOutput>,
     pool: &rayon::ThreadPool,
-    err: &mut dyn Write,
 ) -> anyhow::Result<Option<Arc<Updater>>> {
     let (Some(update), Some(atomic)) = (&hash.update, atomic) else {
         return Ok(None);
@@ -277,27 +388,28 @@ fn read_old_manifest(
     let name = || update.manifest.display().to_string();
     let scan = Scan::begin(atomic.created());
     let algorithm = hash.hash.algorithm;
-    let manifest = match fs::File::open(&update.manifest) {
-        Ok(file) => load_manifest(file, algorithm, update.lines.zero, pool).with_context(name)?,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Manifest::empty(algorithm),
+    let (manifest, old) = match fs::File::open(&update.manifest) {
+        Ok(file) => {
+            let len = file.metadata().with_context(name)?.len();
+            let reader = file.try_clone().with_context(name)?;
+            let manifest = load_manifest(reader, (algorithm, update.lines.zero), pool, true)
+                .with_context(name)?;
+            if !manifest.is_manifest(len) {
+                let n = manifest.bad_lines();
+                let lines = if n == 1 { "line is" } else { "lines are" };
+                bail!(
+                    "{}: not a {algorithm} manifest: {n} {lines} neither {algorithm} checksum lines nor comments; refusing to replace it (remove those lines, or name a new or empty file to start a manifest)",
+                    name()
+                );
+            }
+            (manifest, Some(file))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => (Manifest::empty(algorithm), None),
         Err(e) => return Err(e).with_context(name),
     };
-    let updater = Updater::new(manifest, update.scrub, scan);
-    warn_bad_lines(&updater, update, err);
+    kept::check_spelling(&manifest, &hash.inputs)?;
+    let updater = Updater::new(manifest, old, update.scrub, scan);
     Ok(Some(Arc::new(updater)))
-}
-
-/// Says how many lines of the old manifest could not be read (their files are hashed anew).
-fn warn_bad_lines(updater: &Updater, update: &UpdateConfig, err: &mut dyn Write) {
-    let n = updater.manifest().bad_lines();
-    if n > 0 {
-        let lines = if n == 1 { "line is" } else { "lines are" };
-        let _ = writeln!(
-            err,
-            "{PROGRAM}: WARNING: {n} {lines} improperly formatted or of another algorithm in {}; its files are hashed anew",
-            update.manifest.display()
-        );
-    }
 }
 
 /// The `-v` line of an update: why files were or were not read. (The line after it counts
@@ -305,7 +417,7 @@ fn warn_bad_lines(updater: &Updater, update: &UpdateConfig, err: &mut dyn Write)
 fn write_update_verbose(err: &mut dyn Write, c: &UpdateCounts) {
     let _ = writeln!(
         err,
-        "{PROGRAM}: update: {} files: {} reused, {} hashed ({} new, {} modified, {} racy, {} without state), {} scrubbed, {} corrupt; {} dropped",
+        "{PROGRAM}: update: {} files: {} reused, {} hashed ({} new, {} modified, {} racy, {} without state), {} scrubbed, {} corrupt, {} kept out of scope, {} kept unread; {} dropped (gone), {} pruned",
         c.files(),
         c.reused,
         c.hashed(),
@@ -315,7 +427,10 @@ fn write_update_verbose(err: &mut dyn Write, c: &UpdateCounts) {
         c.without_state,
         c.scrubbed,
         c.corrupt,
-        c.dropped
+        c.out_of_scope,
+        c.unread,
+        c.dropped,
+        c.pruned
     );
 }
 
@@ -336,6 +451,7 @@ fn sink_name(hash: &HashConfig, sink: Option<Destination>) -> String {
         (None, Some(output)) => Some(output),
         (None, None) => None,
     };
+    let file = file.filter(|f| f.as_os_str() != "-");
     let to_stdout = match sink {
         Some(Destination::Json) => hash.update.is_some() || file.is_none(),
         _ => file.is_none(),
@@ -359,8 +475,13 @@ fn hash_all(
         let decide: Tagged<Outcome> =
             Arc::new(move |tag, result| match shared.decide(tag, result) {
                 Ok(Some(updated)) => Outcome::Updated(updated),
-                Ok(None) => Outcome::Skipped(Skip::Excluded),
-                Err(failure) => Outcome::Failed(failure),
+                Ok(None) if tag == UNLISTED => Outcome::Skipped(Skip::Excluded),
+                Ok(None) => Outcome::Dropped { entry: tag },
+                Err(failure) if tag == UNLISTED => Outcome::Failed(failure),
+                Err(failure) => Outcome::Unread {
+                    failure,
+                    entry: tag,
+                },
             });
         (updater, decide)
     });
@@ -391,12 +512,14 @@ fn hash_all(
         },
         Entry::Failed(failure) => Plan::Done(Outcome::Failed(failure)),
         Entry::Skipped(skip) => Plan::Done(Outcome::Skipped(skip)),
+        Entry::Unfinished(path) => Plan::Done(Outcome::Unfinished(path)),
     };
     let printed = pool::run(engine, walk, plan, printer);
     let mut report = std::mem::take(&mut printer.report);
     match printed.and_then(|completion| printer.flush().map(|()| completion)) {
         Ok(Completion::Finished) => {}
         Ok(Completion::Interrupted(signal)) => report.interrupted = Some(signal),
+        Ok(Completion::NoThread(errno)) => return Err(pool::thread_error(errno)),
         // The reader of stdout went away (`| head`): stop quietly, like ripgrep, keeping the
         // status earned so far.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => report.output_closed = true,
@@ -420,6 +543,10 @@ struct Printer<'a> {
     report: Report,
     /// Why files were or were not read (`--update`).
     counts: UpdateCounts,
+    /// Which entries of the old manifest the walk met (`--update`).
+    met: Vec<bool>,
+    /// The update's decisions, for the old lines it keeps.
+    updater: Option<Arc<Updater>>,
     /// The line being written, reused.
     line: Vec<u8>,
     /// The digest line a state line is bound to, reused (`--update`).
@@ -438,27 +565,92 @@ impl Sink<Outcome> for Printer<'_> {
     }
 }
 
-impl Printer<'_> {
+impl<'a> Printer<'a> {
+    fn new(
+        algorithm: Algorithm,
+        (lines, json): (Option<LineSink<'a>>, Option<&'a mut dyn Write>),
+        progress: &'a Progress,
+        err: &'a mut dyn Write,
+        updater: Option<Arc<Updater>>,
+    ) -> Printer<'a> {
+        Printer {
+            algorithm,
+            lines,
+            json,
+            failed_sink: None,
+            err: progress.stderr(err),
+            progress,
+            report: Report::default(),
+            counts: UpdateCounts::default(),
+            met: vec![false; updater.as_ref().map_or(0, |u| u.manifest().len())],
+            updater,
+            line: Vec::with_capacity(512),
+            scratch: Vec::with_capacity(512),
+        }
+    }
+
     fn print(&mut self, outcome: Outcome) -> io::Result<()> {
         match outcome {
             Outcome::Hashed(hashed) => self.print_hashed(&hashed)?,
             Outcome::Updated(updated) => self.print_updated(&updated)?,
-            Outcome::Failed(failure) => {
-                // Lines already printed must reach the reader before the message that
-                // follows them, so a terminal shows both in order.
+            Outcome::Failed(failure) => self.print_failure(&failure)?,
+            Outcome::Unread { failure, entry } => {
+                self.print_failure(&failure)?;
+                self.keep_old_line(entry)?;
+            }
+            Outcome::Dropped { entry } => self.meet(entry),
+            Outcome::Unfinished(path) => {
                 self.flush()?;
-                self.report.fail(&mut self.err, &failure);
-                if let Some(json) = &mut self.json {
-                    let (kind, message) = (failure.reason.kind(), failure.reason.to_string());
-                    json::write_failure(*json, &failure.path, kind, message)
-                        .inspect_err(|_| self.failed_sink = Some(Destination::Json))?;
-                }
-                self.progress.advance(0);
+                let why = "not hashed: a temporary file of sumpool (a manifest being written, or left by a run that was killed; delete it if no sumpool run writes it)";
+                write_message(&mut self.err, &path, &why);
+                self.report.excluded += 1;
             }
             Outcome::Skipped(Skip::Symlink) => self.report.skipped_symlinks += 1,
             Outcome::Skipped(Skip::Special) => self.report.skipped_special += 1,
             Outcome::Skipped(Skip::Excluded) => self.report.excluded += 1,
         }
+        Ok(())
+    }
+
+    fn print_failure(&mut self, failure: &Failure) -> io::Result<()> {
+        // Lines already printed must reach the reader before the message that follows
+        // them, so a terminal shows both in order.
+        self.flush()?;
+        self.report.fail(&mut self.err, failure);
+        if let Some(json) = &mut self.json {
+            let (kind, message) = (failure.reason.kind(), failure.reason.to_string());
+            json::write_failure(*json, &failure.path, kind, message)
+                .inspect_err(|_| self.failed_sink = Some(Destination::Json))?;
+        }
+        self.progress.advance(0);
+        Ok(())
+    }
+
+    /// Marks entry `entry` of the old manifest as met by the walk.
+    fn meet(&mut self, entry: u64) {
+        if let Some(met) = usize::try_from(entry)
+            .ok()
+            .and_then(|i| self.met.get_mut(i))
+        {
+            *met = true;
+        }
+    }
+
+    /// Writes the old manifest's lines for entry `entry`, as they were: its file could not
+    /// be read.
+    fn keep_old_line(&mut self, entry: u64) -> io::Result<()> {
+        self.meet(entry);
+        let (Some(updater), Some((_, out))) = (&self.updater, &mut self.lines) else {
+            return Ok(());
+        };
+        let Ok(i) = usize::try_from(entry) else {
+            return Ok(());
+        };
+        self.line.clear();
+        updater.copy_entry(i, &mut self.line)?;
+        out.write_all(&self.line)
+            .inspect_err(|_| self.failed_sink = Some(Destination::Lines))?;
+        self.counts.unread += 1;
         Ok(())
     }
 
@@ -488,6 +680,7 @@ impl Printer<'_> {
 
     /// A line of the updated manifest: its state line first, bound to it.
     fn print_updated(&mut self, updated: &Updated) -> io::Result<()> {
+        self.meet(updated.entry);
         if let Some((format, out)) = &mut self.lines {
             self.line.clear();
             updated.write_lines(format, &mut self.scratch, &mut self.line);
@@ -518,17 +711,6 @@ impl Printer<'_> {
         self.report.bytes += updated.bytes;
         self.progress.advance(updated.size);
         Ok(())
-    }
-
-    /// How many files of the old manifest the walk met: every line written, since each name
-    /// appears once in a walk.
-    fn listed_seen(&self) -> u64 {
-        self.counts.reused
-            + self.counts.modified
-            + self.counts.racy
-            + self.counts.without_state
-            + self.counts.scrubbed
-            + self.counts.corrupt
     }
 
     fn flush(&mut self) -> io::Result<()> {

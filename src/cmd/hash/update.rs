@@ -153,6 +153,8 @@ pub struct Updated {
     pub status: Status,
     /// For a corrupt file, the digest its bytes have now.
     pub found: Option<Digest>,
+    /// Its entry in the old manifest, or [`UNLISTED`].
+    pub entry: u64,
 }
 
 impl Updated {
@@ -184,11 +186,14 @@ impl Updated {
 struct Known {
     digest: Digest,
     record: Option<StateRecord>,
+    entry: u64,
 }
 
 /// The decisions of one `--update` run, shared by the workers.
 pub struct Updater {
     manifest: Manifest,
+    /// The old manifest file, open: the lines the update keeps are copied from it.
+    old: Option<std::fs::File>,
     /// Entries picked for the scrub, by entry number.
     scrub: Vec<bool>,
     scan: Scan,
@@ -206,11 +211,18 @@ struct Decision {
 }
 
 impl Updater {
-    /// Decisions against `manifest`, scrubbing `percent` of what could be skipped.
-    pub fn new(manifest: Manifest, percent: f64, scan: Scan) -> Updater {
+    /// Decisions against `manifest` (read from the file `old`), scrubbing `percent` of what
+    /// could be skipped.
+    pub fn new(
+        manifest: Manifest,
+        old: Option<std::fs::File>,
+        percent: f64,
+        scan: Scan,
+    ) -> Updater {
         let scrub = pick_scrub(&manifest, percent);
         Updater {
             manifest,
+            old,
             scrub,
             scan,
             next: AtomicUsize::new(0),
@@ -248,6 +260,7 @@ impl Updater {
                 Some(Known {
                     digest: Digest::from_bytes(self.manifest.digest(i))?,
                     record: self.manifest.state(i),
+                    entry: tag,
                 })
             });
         let scan = self.scan;
@@ -257,6 +270,20 @@ impl Updater {
     /// The old manifest.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
+    }
+
+    /// The bytes of entry `i` in the old manifest file (its state line and its line),
+    /// appended to `out`.
+    pub fn copy_entry(&self, i: usize, out: &mut Vec<u8>) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let (Some(old), Some(span)) = (&self.old, self.manifest.span(i)) else {
+            return Err(std::io::Error::other(
+                "the old manifest's line is not at hand",
+            ));
+        };
+        let from = out.len();
+        out.resize(from + span.len as usize, 0);
+        old.read_exact_at(&mut out[from..], span.start)
     }
 
     /// How many files are picked for the scrub.
@@ -284,6 +311,7 @@ impl Decision {
                     size: state.size,
                     status: Status::Reused,
                     found: None,
+                    entry: known.entry,
                 }));
             }
             Hashing::Hashed(hashed) => hashed,
@@ -296,10 +324,12 @@ impl Decision {
             bytes: hashed.bytes,
             status: Status::New,
             found: None,
+            entry: UNLISTED,
         };
         let Some(known) = self.known else {
             return Ok(Some(updated));
         };
+        updated.entry = known.entry;
         let Some(record) = known.record else {
             updated.status = Status::Stateless;
             return Ok(Some(updated));
@@ -365,8 +395,17 @@ pub struct UpdateCounts {
     pub scrubbed: u64,
     /// Files found corrupt.
     pub corrupt: u64,
-    /// Lines of the old manifest whose file the walk did not meet.
+    /// Lines of the old manifest for files outside this run's scope (other paths, excluded
+    /// names, other shards), kept as they were.
+    pub out_of_scope: u64,
+    /// Lines kept as they were for files in the scope that this run did not read: it could
+    /// not (each one is reported), or did not reach them (another file system with `-x`, a
+    /// directory it could not list) while they are still there.
+    pub unread: u64,
+    /// Lines dropped: their files are gone (or are no regular files any more).
     pub dropped: u64,
+    /// Lines outside the scope dropped on request (`--prune`).
+    pub pruned: u64,
 }
 
 impl UpdateCounts {
@@ -390,7 +429,7 @@ impl UpdateCounts {
 
     /// All files in the new manifest.
     pub fn files(&self) -> u64 {
-        self.reused + self.hashed() + self.scrubbed + self.corrupt
+        self.reused + self.hashed() + self.scrubbed + self.corrupt + self.out_of_scope + self.unread
     }
 }
 
@@ -519,6 +558,7 @@ mod tests {
         let known = Known {
             digest: Digest::from_bytes(&[1; 32]).unwrap(),
             record,
+            entry: 0,
         };
         let scan = Scan::at(
             5000 * SECOND,
