@@ -161,7 +161,11 @@ mod tests {
 
     #[test]
     fn anchors_are_githubs() {
-        let text = "# Top\n## Sharding: `hash --shard` & merge\n```sh\n# not a heading\n```\n## Top\n";
-        assert_eq!(anchors(text), ["top", "sharding-hash---shard--merge", "top-1"]);
+        let text =
+            "# Top\n## Sharding: `hash --shard` & merge\n```sh\n# not a heading\n```\n## Top\n";
+        assert_eq!(
+            anchors(text),
+            ["top", "sharding-hash---shard--merge", "top-1"]
+        );
     }
 }

@@ -130,8 +130,7 @@ fn meaning(arg: &Arg) -> String {
         .iter()
         .map(|v| format!("`{}`", v.to_string_lossy()))
         .collect();
-    if arg.get_action().takes_values() && !defaults.is_empty() && !arg.is_hide_default_value_set()
-    {
+    if arg.get_action().takes_values() && !defaults.is_empty() && !arg.is_hide_default_value_set() {
         let _ = write!(text, " [default: {}]", defaults.join(", "));
     }
     if !values.is_empty() && !arg.is_hide_possible_values_set() {
