@@ -1,6 +1,6 @@
 //! The examples of the documentation, as programs: which fenced blocks run, how, and what
-//! their output must be. The conventions are written for authors in `CONTRIBUTING.md`
-//! ("Examples in the documentation"); in short:
+//! their output must be. The conventions are written for authors in `CONTRIBUTING.md` ("The
+//! documentation, and examples that cannot rot"); in short:
 //!
 //! - ```` ```console ````: a transcript. A line starting with `$ ` is a command (a line
 //!   ending in `\` continues it); the lines after it, up to the next command, are what it

@@ -15,8 +15,10 @@
 //! `sumpool` under test first on `PATH`. Adding an example is adding a fenced block. It borrows
 //! trycmd's wildcards (`[..]`, `...`) for what differs from run to run.
 //!
-//! All examples run in one test, one after the other, in about as many seconds as there are
-//! dozens of them, after a wait of two seconds (see `examples::SETTLE`).
+//! All examples run in one test, one after the other, each in a directory of its own: a few
+//! seconds in all, two of them spent waiting for the fixture's files to age (see
+//! `examples::SETTLE`). A failure shows what the command printed beside what the document
+//! shows, for every example that differs.
 //!
 //! # The options page
 //!
