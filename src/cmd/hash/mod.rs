@@ -417,7 +417,7 @@ fn read_old_manifest(
 fn write_update_verbose(err: &mut dyn Write, c: &UpdateCounts) {
     let _ = writeln!(
         err,
-        "{PROGRAM}: update: {} files: {} reused, {} hashed ({} new, {} modified, {} racy, {} without state), {} scrubbed, {} corrupt, {} kept out of scope, {} kept unread; {} dropped (gone), {} pruned",
+        "{PROGRAM}: update: {} files: {} reused, {} hashed ({} new, {} modified, {} racy, {} without state), {} scrubbed, {} corrupt; {} kept out of scope, {} kept unread; {} dropped (gone), {} pruned",
         c.files(),
         c.reused,
         c.hashed(),
