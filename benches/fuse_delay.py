@@ -3,15 +3,16 @@
 sumpool's tests and benchmarks.
 
     fuse_delay.py SOURCE MOUNTPOINT [--open-ms MS] [--read-ms MS] [--hang GLOB]...
-                  [--release FILE] [--threads N] [--ready FILE]
+                  [--hang-statfs-after N] [--release FILE] [--threads N] [--ready FILE]
 
 Serves SOURCE at MOUNTPOINT (in the foreground; unmount with `umount MOUNTPOINT` or stop the
 process with SIGTERM). Every open waits --open-ms and every read --read-ms milliseconds before
 it is served, as a request to a distant server would; listings and stats are not delayed.
 A read of a file whose path (relative to SOURCE) matches a --hang glob does not return, as on
 a dead NFS server or a stuck FUSE daemon, until the file named by --release exists: then it
-fails with EIO (without --release, it never returns). --ready FILE is created once the file
-system is mounted. (A signal cannot release a hung read: libfuse's loop holds the main thread,
+fails with EIO (without --release, it never returns). With --hang-statfs-after N, every statfs
+after the first N hangs the same way (a file server that answers reads but not statfs).
+--ready FILE is created once the file system is mounted. (A signal cannot release a hung read: libfuse's loop holds the main thread,
 where Python runs signal handlers, and it waits for the hung request before it exits.)
 
 libfuse's multithreaded loop serves requests on at most --threads threads at once (libfuse's
@@ -36,12 +37,20 @@ import mfusepy as fuse
 class Delayed(fuse.Operations):
     use_ns = True
 
-    def __init__(self, source, open_s, read_s, hang, release):
+    def __init__(self, source, open_s, read_s, hang, release, statfs_after=None):
         self.source = os.path.realpath(source)
         self.open_s = open_s
         self.read_s = read_s
         self.hang = hang
         self.release_file = release
+        self.statfs_after = statfs_after
+        self.statfs_calls = 0
+        self.lock = threading.Lock()
+
+    def _hang_until_released(self):
+        while not (self.release_file and os.path.exists(self.release_file)):
+            time.sleep(0.05)
+        raise fuse.FuseOSError(errno.EIO)
 
     def _real(self, path):
         return os.path.join(self.source, path.lstrip("/"))
@@ -74,9 +83,7 @@ class Delayed(fuse.Operations):
     def read(self, path, size, offset, fh):
         if any(fnmatch.fnmatch(path.lstrip("/"), pattern) for pattern in self.hang):
             # Until the release file exists: then the read fails, so the daemon can exit.
-            while not (self.release_file and os.path.exists(self.release_file)):
-                time.sleep(0.05)
-            raise fuse.FuseOSError(errno.EIO)
+            self._hang_until_released()
         time.sleep(self.read_s)
         return os.pread(fh, size, offset)
 
@@ -85,6 +92,11 @@ class Delayed(fuse.Operations):
         return 0
 
     def statfs(self, path):
+        with self.lock:
+            self.statfs_calls += 1
+            calls = self.statfs_calls
+        if self.statfs_after is not None and calls > self.statfs_after:
+            self._hang_until_released()
         st = os.statvfs(self.source)
         return {k: getattr(st, k) for k in (
             "f_bavail", "f_bfree", "f_blocks", "f_bsize", "f_favail", "f_ffree",
@@ -98,6 +110,7 @@ def main():
     parser.add_argument("--open-ms", type=float, default=10.0)
     parser.add_argument("--read-ms", type=float, default=10.0)
     parser.add_argument("--hang", action="append", default=[])
+    parser.add_argument("--hang-statfs-after", type=int)
     parser.add_argument("--release")
     parser.add_argument("--threads", type=int, default=256)
     parser.add_argument("--ready")
@@ -112,7 +125,7 @@ def main():
         threading.Thread(target=announce, daemon=True).start()
 
     ops = Delayed(args.source, args.open_ms / 1000, args.read_ms / 1000, args.hang,
-                  args.release)
+                  args.release, args.hang_statfs_after)
     fuse.FUSE(ops, args.mountpoint, foreground=True, nothreads=False,
               max_threads=args.threads, fsname="sumpool-delay")
 

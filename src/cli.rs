@@ -37,8 +37,9 @@ Exit status:
   0  every file was hashed
   1  at least one file could not be hashed (each one is reported on stderr)
   2  usage error, or a fatal error such as stdout that cannot be written
-  3  --update found a corrupt file: its bytes changed while its size, times and inode did
-     not (reported on stderr; its recorded digest is kept). 3 wins over 1
+  3  --update found a corrupt file: its content changed while its size, times and inode did
+     not: bit rot, or a write that bypassed the times (reported on stderr; its recorded
+     digest is kept). 3 wins over 1
 When the reader of stdout goes away early (as with `| head`), sumpool stops quietly with the
 status it had so far: 0, or 1 if a failure was already reported. Stopped by SIGINT or
 SIGTERM, it writes out whole lines only and ends by that signal (status 130 or 143).";
@@ -66,7 +67,8 @@ not listed), or moved (a listed path that is gone, whose digest now appears at a
 not listed; a copy whose original is still there is new). A leading ./ is ignored.
 
 With the state lines of `hash --update`, a changed digest is corrupt (the file's size,
-times and inode are as recorded: nobody wrote it) or modified (somebody did). Corrupt files
+times and inode are as recorded: bit rot, or a write that bypassed the times, such as a
+second write through a shared memory map) or modified (a write moved them). Corrupt files
 are listed first.
 
 Exit status:

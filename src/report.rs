@@ -32,6 +32,12 @@ pub const EXIT_ERROR: u8 = 2;
 /// so a job that checks for 3 learns of corruption even when other files failed too.
 pub const EXIT_CORRUPT: u8 = 3;
 
+/// What "corrupt" means, as `audit` and `hash --update` say it. No tool that goes by a
+/// file's status can tell rot from a write that left the times alone: a second write
+/// through a shared memory map to a page already dirty moves neither size nor times, and
+/// neither does a tool that sets the times back. So the words say both.
+pub const CORRUPT_MEANS: &str = "content changed while size, times and inode did not: bit rot, or a write that bypassed the times (a write through a shared memory map, or times set back)";
+
 /// Why one path could not be hashed.
 #[derive(Debug)]
 pub enum Reason {

@@ -4,24 +4,25 @@
 //! output can be cut inside a `write` to a full pipe. Instead, the first SIGINT, SIGTERM or
 //! SIGHUP (and SIGALRM, SIGUSR1, SIGXCPU, SIGVTALRM, SIGPROF, whose default action also ends
 //! a process: `timeout -s ALRM`, a CPU limit) only sets a flag. The run loop sees it within a
-//! fraction of a second, stops dispatching work, workers abandon the file they are in at the
-//! next block, the lines already formatted are written out whole, the temporary manifest is
-//! removed, and then the process ends by the same signal with its default action, so the
-//! shell sees the usual status (130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP).
+//! fraction of a second, stops dispatching work, interrupts the readers blocked in a read,
+//! the lines already formatted are written out whole, the temporary manifest is removed, and
+//! then the process ends by the same signal with its default action, so the shell sees the
+//! usual status (130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP).
 //!
 //! The main thread may be blocked where it cannot look at the flag: in the `open` of a FIFO
 //! that no one reads (`-o fifo`), in a `statfs` that a dead file server never answers, in a
-//! `write` to a pipe that is full and stays full. So a *watchdog* thread sleeps on a pipe the
-//! handler writes to (the self-pipe trick: `write` is async-signal-safe), and if the process
-//! is still there [`GRACE`] after the first signal, it removes the temporary files itself and
-//! ends the process by the signal. A second signal does the same at once, from the handler.
-//! SIGQUIT ends the process at once too (with its core dump, as the user asked), after the
-//! temporary files are removed.
+//! `write` to a pipe that is full and stays full. Worse, a signal handler runs on the thread
+//! the kernel delivers to, and a thread inside a FUSE request the daemon holds never returns
+//! to run it. So the signals are not handled at all: [`install`] blocks them in every thread
+//! before any other starts, and one thread of its own, the *watchdog*, takes them with
+//! `sigwaitinfo` (a thread that always gets them, and only waits for them). On the first, it
+//! sets the flag; if the process is still there [`GRACE`] later, or a second signal comes,
+//! it removes the temporary files, lets go of standard output, and ends the process by the
+//! signal ([`die_now`]). SIGQUIT does that at once (with its core dump, as the user asked).
 //!
-//! Temporary files are removed by name from a fixed table ([`TempName`]): the handler may not
-//! allocate or take a lock, so each entry is an open directory and a name of at most
-//! [`TEMP_NAME_MAX`] bytes, written before the name exists on disk and read with
-//! `unlinkat`, which is async-signal-safe.
+//! Temporary files are removed by name from a fixed table ([`TempName`]), with `unlinkat`
+//! on an open directory: nothing there allocates or locks, so the same code also serves the
+//! fallback of handlers when the watchdog cannot start.
 
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
@@ -32,9 +33,6 @@ static STOP: AtomicI32 = AtomicI32::new(0);
 
 /// Whether a progress bar is on the terminal, so a dying process should erase its line.
 static BAR_ACTIVE: AtomicBool = AtomicBool::new(false);
-
-/// The write end of the watchdog's pipe, or -1 before [`install`].
-static WATCHDOG_PIPE: AtomicI32 = AtomicI32::new(-1);
 
 /// How long after the first signal the watchdog waits for the orderly stop before it ends
 /// the process itself. The run loop notices a stop within 100 ms and then writes out what it
@@ -53,62 +51,52 @@ const ORDERLY: [libc::c_int; 8] = [
     libc::SIGPROF,
 ];
 
-/// Tells the handler whether a progress bar is shown on stderr.
+/// Tells the watchdog whether a progress bar is shown on stderr.
 pub fn set_bar_active(active: bool) {
     BAR_ACTIVE.store(active, Ordering::SeqCst);
 }
 
-extern "C" fn on_signal(signal: libc::c_int) {
-    // A second signal: the user insists; die the default way right now.
-    if STOP.swap(signal, Ordering::SeqCst) != 0 {
-        die_now(signal);
-    }
-    let fd = WATCHDOG_PIPE.load(Ordering::SeqCst);
-    if fd >= 0 {
-        let byte = [signal as u8];
-        // SAFETY: write is async-signal-safe; a full pipe (O_NONBLOCK) only drops the byte,
-        // and one byte is enough to wake the watchdog.
-        unsafe {
-            libc::write(fd, byte.as_ptr().cast(), 1);
-        }
-    }
-}
-
-extern "C" fn on_quit(signal: libc::c_int) {
-    die_now(signal);
-}
-
-/// Removes the temporary files, erases the progress bar, and ends the process by `signal`
-/// with its default action. Async-signal-safe.
-fn die_now(signal: libc::c_int) -> ! {
-    const ERASE_LINE: &[u8] = b"\r\x1b[2K";
-    remove_temps();
-    // SAFETY: write, signal and raise are async-signal-safe; the buffer is static.
+/// The set of the signals the watchdog takes: [`ORDERLY`] and SIGQUIT.
+fn watched_set() -> libc::sigset_t {
+    // SAFETY: sigemptyset and sigaddset initialise and fill the set they are given.
     unsafe {
-        if BAR_ACTIVE.load(Ordering::SeqCst) {
-            libc::write(2, ERASE_LINE.as_ptr().cast(), ERASE_LINE.len());
-        }
-        libc::signal(signal, libc::SIG_DFL);
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, signal);
-        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
-        libc::raise(signal);
-        // Only reached if the default action does not end the process.
-        libc::_exit(128 + signal);
+        for signal in ORDERLY.iter().chain([&libc::SIGQUIT]) {
+            libc::sigaddset(&mut set, *signal);
+        }
+        set
     }
 }
 
-/// Installs the handlers, without SA_RESTART so that a thread blocked in a read of a FIFO
-/// or a terminal returns to look at the flag, and starts the watchdog. Also installs a
-/// handler that does nothing for [`WAKE`], the signal aimed at a reader thread stuck in a
-/// read, so that the read returns `EINTR` where the file system allows it.
+/// Takes the watched signals in the calling thread, which every thread started from it
+/// after this inherits, then starts the watchdog; or, if it cannot start, installs handlers
+/// instead (without SA_RESTART, so a thread blocked in a read returns to look at the flag).
+/// Also installs a handler that does nothing for [`WAKE`], the signal aimed at a reader
+/// thread stuck in a read, so that the read returns `EINTR` where the file system allows it.
 pub fn install() {
-    start_watchdog();
-    let mut handlers: Vec<(libc::c_int, extern "C" fn(libc::c_int))> =
-        ORDERLY.iter().map(|&s| (s, on_signal as _)).collect();
-    handlers.push((libc::SIGQUIT, on_quit));
-    handlers.push((WAKE, on_wake));
+    let set = watched_set();
+    // SAFETY: blocking signals in the calling thread; the set is initialised.
+    unsafe {
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+    let spawned = std::thread::Builder::new()
+        .name("sumpool-watchdog".into())
+        .stack_size(64 << 10)
+        .spawn(watch);
+    let mut handlers: Vec<(libc::c_int, extern "C" fn(libc::c_int))> = vec![(WAKE, on_wake)];
+    if spawned.is_err() {
+        // SAFETY: unblocking what was just blocked, in the calling thread.
+        unsafe {
+            libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        }
+        handlers.extend(
+            ORDERLY
+                .iter()
+                .map(|&s| (s, on_signal as extern "C" fn(libc::c_int))),
+        );
+        handlers.push((libc::SIGQUIT, on_quit));
+    }
     for (signal, handler) in handlers {
         // SAFETY: `action` is fully initialised; the handlers only touch atomics and call
         // async-signal-safe functions.
@@ -122,54 +110,72 @@ pub fn install() {
     WAKE_INSTALLED.store(true, Ordering::SeqCst);
 }
 
-/// Starts the thread that ends the process [`GRACE`] after the first signal. Without a pipe
-/// or a thread (descriptors or threads exhausted), the orderly stop is all there is.
-fn start_watchdog() {
-    let mut fds = [-1; 2];
-    // SAFETY: pipe2 fills the two descriptors it is given.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
-        return;
-    }
-    let (read_end, write_end) = (fds[0], fds[1]);
-    // The read end blocks: the watchdog sleeps in `read`.
-    // SAFETY: fcntl on a descriptor just made.
-    unsafe {
-        let flags = libc::fcntl(read_end, libc::F_GETFL);
-        libc::fcntl(read_end, libc::F_SETFL, flags & !libc::O_NONBLOCK);
-    }
-    let spawned = std::thread::Builder::new()
-        .name("sumpool-watchdog".into())
-        .stack_size(64 << 10)
-        .spawn(move || watch(read_end));
-    if spawned.is_ok() {
-        WATCHDOG_PIPE.store(write_end, Ordering::SeqCst);
-    } else {
-        // SAFETY: closing the descriptors just made, which nothing else uses.
-        unsafe {
-            libc::close(read_end);
-            libc::close(write_end);
+/// The watchdog: takes the first signal and sets the flag, gives the orderly stop [`GRACE`]
+/// (a second signal cuts it short), then ends the process.
+fn watch() {
+    let set = watched_set();
+    let signal = loop {
+        // SAFETY: waiting for signals of a set that this thread blocks (inherited).
+        let signal = unsafe { libc::sigwaitinfo(&set, std::ptr::null_mut()) };
+        if signal > 0 {
+            break signal;
         }
+    };
+    if signal == libc::SIGQUIT {
+        die_now(signal);
+    }
+    STOP.store(signal, Ordering::SeqCst);
+    let grace = libc::timespec {
+        tv_sec: GRACE.as_secs() as libc::time_t,
+        tv_nsec: GRACE.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: as above, with a timeout; EAGAIN when it passes without a signal.
+    unsafe {
+        libc::sigtimedwait(&set, std::ptr::null_mut(), &grace);
+    }
+    die_now(signal);
+}
+
+extern "C" fn on_signal(signal: libc::c_int) {
+    // A second signal: the user insists; die the default way right now.
+    if STOP.swap(signal, Ordering::SeqCst) != 0 {
+        die_now(signal);
     }
 }
 
-/// The watchdog: waits for the first signal, gives the orderly stop [`GRACE`], then ends the
-/// process.
-fn watch(read_end: libc::c_int) {
-    let mut byte = [0u8; 1];
-    loop {
-        // SAFETY: reading one byte into a buffer of one byte.
-        let n = unsafe { libc::read(read_end, byte.as_mut_ptr().cast(), 1) };
-        if n == 1 || STOP.load(Ordering::SeqCst) != 0 {
-            break;
+extern "C" fn on_quit(signal: libc::c_int) {
+    die_now(signal);
+}
+
+/// Removes the temporary files, erases the progress bar, lets go of standard output and
+/// error, and ends the process by `signal` with its default action. Async-signal-safe.
+///
+/// A thread stuck in the kernel (a FUSE request its daemon holds, a hard NFS mount) keeps
+/// the process from exiting, and with it its descriptors, whatever the signal: so the
+/// standard streams are replaced by `/dev/null` first, and a pipe into `sha256sum -c` or a
+/// CI log sees its end now, not when the kernel lets the thread go.
+fn die_now(signal: libc::c_int) -> ! {
+    const ERASE_LINE: &[u8] = b"\r\x1b[2K";
+    remove_temps();
+    // SAFETY: write, open, dup2, signal, sigprocmask and raise are async-signal-safe; the
+    // buffers are static.
+    unsafe {
+        if BAR_ACTIVE.load(Ordering::SeqCst) {
+            libc::write(2, ERASE_LINE.as_ptr().cast(), ERASE_LINE.len());
         }
-        if n == 0 {
-            return;
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
+        if null >= 0 {
+            libc::dup2(null, 1);
+            libc::dup2(null, 2);
         }
-    }
-    std::thread::sleep(GRACE);
-    let signal = STOP.load(Ordering::SeqCst);
-    if signal != 0 {
-        die_now(signal);
+        libc::signal(signal, libc::SIG_DFL);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, signal);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::raise(signal);
+        // Only reached if the default action does not end the process.
+        libc::_exit(128 + signal);
     }
 }
 

@@ -73,6 +73,18 @@ fn drop_caches() {
 
 #[test]
 fn a_byte_flipped_under_ext4_is_corrupt_with_status_3() {
+    flip_a_byte_and_check(false);
+}
+
+/// An update over part of the tree before the scrub: the parts it did not look at keep their
+/// lines and state, so the scrub still tells the rot (an update that dropped them would have
+/// recorded the rotten bytes as new, and `audit` would then find nothing).
+#[test]
+fn an_update_of_another_part_first_does_not_launder_a_flipped_byte() {
+    flip_a_byte_and_check(true);
+}
+
+fn flip_a_byte_and_check(partial_update_first: bool) {
     if let Err(why) = can_run() {
         assert!(
             std::env::var_os("SUMPOOL_REQUIRE_LOOP").is_none(),
@@ -111,6 +123,7 @@ fn a_byte_flipped_under_ext4_is_corrupt_with_status_3() {
         );
     }
     let victim = write_file(&mnt, b"data/victim.bin", &victim_data);
+    write_file(&mnt, b"data/sub/other", &pseudo_random(5000, 99));
     Cmd::new("sync").run().code(0);
     // Older than the racy margin, so the state is trusted.
     std::thread::sleep(Duration::from_millis(2600));
@@ -170,6 +183,14 @@ fn a_byte_flipped_under_ext4_is_corrupt_with_status_3() {
     );
     drop_caches();
 
+    if partial_update_first {
+        Cmd::sumpool()
+            .args(["hash", "--update", "M", "--scrub", "100", "mnt/data/sub"])
+            .dir(d)
+            .run()
+            .code(0);
+        drop_caches();
+    }
     let audit = Cmd::sumpool()
         .args(["audit", "--format", "json", "M", "mnt/data"])
         .dir(d)

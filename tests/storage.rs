@@ -71,6 +71,11 @@ impl Fuse {
     /// Serves `source` at `mnt` with `delay_ms` on every open and every read; reads of files
     /// matching a glob of `hang` never return until [`Fuse::release`].
     fn mount(source: &Path, mnt: &Path, delay_ms: u32, hang: &[&str]) -> Fuse {
+        Fuse::mount_with(source, mnt, delay_ms, hang, &[])
+    }
+
+    /// [`Fuse::mount`], with more options of `fuse_delay.py`.
+    fn mount_with(source: &Path, mnt: &Path, delay_ms: u32, hang: &[&str], more: &[&str]) -> Fuse {
         fs::create_dir_all(mnt).unwrap();
         let scratch = mnt.with_extension("control");
         fs::create_dir_all(&scratch).unwrap();
@@ -93,6 +98,7 @@ impl Fuse {
         for glob in hang {
             command.args(["--hang", glob]);
         }
+        command.args(more);
         let daemon = command.spawn().expect("start fuse_delay.py");
         let fuse = Fuse {
             daemon,
@@ -313,6 +319,62 @@ fn a_stuck_read_holds_back_neither_the_lines_before_it_nor_a_signal() {
             "{status:?}\n{}",
             live.describe()
         );
+    }
+}
+
+#[test]
+fn a_statfs_that_never_returns_holds_back_neither_other_files_nor_a_signal() {
+    if !fuse_available() {
+        return;
+    }
+    for (hang_after, first_lines) in [(0, 0), (1, 10)] {
+        let dir = temp_dir();
+        let d = dir.path();
+        // Small files, then a large one (whose file system is asked whether it may be
+        // mapped), then more small ones.
+        let mut named: Vec<(String, usize)> = (0..10).map(|i| (format!("a{i:02}"), 500)).collect();
+        named.push(("m-large".into(), (3 << 20) + 5));
+        named.extend((0..10).map(|i| (format!("z{i:02}"), 500)));
+        let named: Vec<(&str, usize)> = named.iter().map(|(n, l)| (n.as_str(), *l)).collect();
+        let files = tree_files(&named);
+        for (name, data) in &files {
+            write_file(&d.join("src"), name.as_bytes(), data);
+        }
+        // 0: the first statfs (the device policy's, before the run starts) hangs; 1: the
+        // policy's answers, and the one of the large file hangs.
+        let after = hang_after.to_string();
+        let fuse = Fuse::mount_with(
+            &d.join("src"),
+            &d.join("mnt"),
+            0,
+            &[],
+            &["--hang-statfs-after", &after],
+        );
+        let mut live = Live::start(&["hash", "--io-threads", "4", "mnt"], d);
+        let before = expected_lines("mnt", files[..first_lines].iter());
+        live.wait_for(Duration::from_secs(20), "the lines before", |live| {
+            live.stdout.bytes().len() >= before.len()
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(live.stdout.text(), before, "{}", live.describe());
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(live.child.id() as i32, libc::SIGINT) };
+        // A thread in a FUSE request its daemon holds cannot be killed (the kernel waits
+        // it out), so the process lives on; its output must end at once all the same.
+        let took = live.wait_for(Duration::from_secs(5), "the end of the output", |live| {
+            live.stdout.ended() && live.stderr.ended()
+        });
+        eprintln!("hang after {hang_after}: output ended {took:?} after SIGINT");
+        assert_eq!(live.stdout.text(), before, "{}", live.describe());
+        fuse.release();
+        let status = live.exit(Duration::from_secs(20));
+        assert_eq!(
+            status.signal(),
+            Some(libc::SIGINT),
+            "{status:?}\n{}",
+            live.describe()
+        );
+        drop(fuse);
     }
 }
 

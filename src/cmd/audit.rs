@@ -9,8 +9,10 @@
 //!
 //! A line that carries a state record (`hash --update` writes them) says more about a changed
 //! digest: if the file's size, times and inode are still those recorded, and were recorded
-//! safely after the last write, nobody wrote the file, and its bytes changed anyway: it is
-//! *corrupt*. Otherwise somebody wrote it: it is *modified*. Corrupt files come first in the
+//! safely after the last write, no write that moves the times happened, and its bytes
+//! changed anyway: it is *corrupt* (bit rot, or a write that bypassed the times: a second
+//! write through a shared memory map, times set back; no tool that goes by a file's status
+//! can tell those apart). Otherwise somebody wrote it: it is *modified*. Corrupt files come first in the
 //! output, and set the exit status to 3.
 //!
 //! The manifest is read once, as a stream, into a compact [`Manifest`] (about 110 MB for a
@@ -46,7 +48,7 @@ use crate::format::manifest::{Manifest, normalize};
 use crate::format::quote::quote_name;
 use crate::format::state::Trust;
 use crate::progress::Progress;
-use crate::report::{Failure, PROGRAM, Reason, Report};
+use crate::report::{CORRUPT_MEANS, Failure, PROGRAM, Reason, Report};
 
 /// What became of a listed file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,6 +213,18 @@ pub fn run(
         let _ = writeln!(
             err,
             "{PROGRAM}: WARNING: {n} {lines} improperly formatted in {manifest_name}"
+        );
+    }
+    if counts.corrupt > 0 {
+        let n = counts.corrupt;
+        let (files, are) = if n == 1 {
+            ("file", "is")
+        } else {
+            ("files", "are")
+        };
+        let _ = writeln!(
+            err,
+            "{PROGRAM}: WARNING: {n} {files} {are} corrupt: {CORRUPT_MEANS}"
         );
     }
     report.hashed = counts.unchanged + counts.corrupt + counts.changed + counts.modified;

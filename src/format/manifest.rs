@@ -132,6 +132,8 @@ pub struct Part {
     bad_lines: u64,
     /// Comment lines of sumpool's own (state lines, the shard line).
     own_comments: u64,
+    /// Lines whose name starts with `./`.
+    dotted: u64,
     /// The untagged layout fixed by the part's first untagged line, if read from an undecided
     /// one, and the layout at its end.
     first_layout: Layout,
@@ -195,12 +197,9 @@ impl Part {
                             len: (records.position() - start) as u32,
                         });
                     }
-                    part.push(
-                        index,
-                        normalize(&entry.name),
-                        entry.digest.as_bytes(),
-                        state,
-                    );
+                    let name = normalize(&entry.name);
+                    part.dotted += u64::from(name.len() != entry.name.len());
+                    part.push(index, name, entry.digest.as_bytes(), state);
                 }
                 Err(_) => part.bad_lines += 1,
             }
@@ -243,6 +242,8 @@ pub struct Manifest {
     bad_lines: u64,
     /// Comment lines of sumpool's own (state lines, shard lines).
     own_comments: u64,
+    /// Lines whose name started with `./` (names are kept without it).
+    dotted: u64,
 }
 
 /// `path` without any leading `./`.
@@ -441,7 +442,7 @@ impl Manifest {
     fn from_parts(mut parts: Vec<Part>, algorithm: Algorithm) -> Manifest {
         let total = parts.iter().map(|p| p.entries.len()).sum();
         let mut entries = Vec::with_capacity(total);
-        let (mut bad_lines, mut own_comments) = (0, 0);
+        let (mut bad_lines, mut own_comments, mut dotted) = (0, 0, 0);
         for part in &mut parts {
             entries.append(&mut part.entries);
             part.entries = Vec::new();
@@ -450,6 +451,7 @@ impl Manifest {
             part.states.shrink_to_fit();
             bad_lines += part.bad_lines;
             own_comments += part.own_comments;
+            dotted += part.dotted;
         }
         let name = |e: &Entry| name_of(&parts, e);
         entries.sort_by(|a, b| name(a).cmp(name(b)));
@@ -469,6 +471,7 @@ impl Manifest {
             by_name: Vec::new(),
             bad_lines,
             own_comments,
+            dotted,
         };
         manifest.index_names();
         manifest
@@ -583,6 +586,19 @@ impl Manifest {
     /// line is not: replacing it would drop lines no run looked at.
     pub fn is_manifest(&self, len: u64) -> bool {
         self.bad_lines == 0 && (len == 0 || !self.entries.is_empty() || self.own_comments > 0)
+    }
+
+    /// How the manifest spells its relative names: `Some(true)` if every line starts with
+    /// `./` (as a run over `.` writes them), `Some(false)` if none does, `None` if both
+    /// are found or there is no line.
+    pub fn dotted(&self) -> Option<bool> {
+        let lines = self.entries.len() as u64;
+        match self.dotted {
+            _ if lines == 0 => None,
+            0 => Some(false),
+            n if n >= lines => Some(true),
+            _ => None,
+        }
     }
 
     /// Where the bytes of entry `i` are in the file (when read with spans).

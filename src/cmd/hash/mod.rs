@@ -33,7 +33,7 @@ use crate::format::json;
 use crate::format::line::{LineFormat, format_line, path_bytes};
 use crate::format::manifest::Manifest;
 use crate::progress::{Counter, Progress, ProgressStderr, Totals};
-use crate::report::{Failure, PROGRAM, Report, write_message};
+use crate::report::{CORRUPT_MEANS, Failure, PROGRAM, Report, write_message};
 
 use output::{AtomicOutput, Purpose, Target};
 use update::{Scan, Status, UNLISTED, UpdateCounts, Updated, Updater};
@@ -361,7 +361,7 @@ fn write_end_messages(
         };
         let _ = writeln!(
             err,
-            "{PROGRAM}: WARNING: {n} {files} {are} corrupt: bytes changed under an unchanged size, time and inode"
+            "{PROGRAM}: WARNING: {n} {files} {are} corrupt: {CORRUPT_MEANS}"
         );
     }
     if let Some((started, io)) = verbose {
@@ -702,7 +702,7 @@ impl<'a> Printer<'a> {
         }
         if updated.status == Status::Corrupt {
             self.flush()?;
-            let message = "corrupt: its bytes changed while its size, times and inode did not; the recorded digest is kept";
+            let message = format!("corrupt: {CORRUPT_MEANS}; the recorded digest is kept");
             write_message(&mut self.err, &updated.name, &message);
             self.report.corrupt += 1;
         }

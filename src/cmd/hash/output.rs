@@ -210,9 +210,10 @@ pub struct AtomicOutput {
     temp_name: Option<(OsString, TempName)>,
 }
 
-/// How old a leftover temporary file must be before another run removes it: a file just
-/// made by a live run is locked a moment after it is created.
-const STALE_AFTER: Duration = Duration::from_secs(60);
+/// How long a leftover temporary file must have been left unwritten before another run
+/// removes it: a live run locks its file a moment after it creates it, and writes to it as
+/// it goes, so a file that is both unlocked and this old is no live run's.
+const STALE_AFTER: Duration = Duration::from_secs(10);
 
 impl AtomicOutput {
     /// Creates the temporary file that will replace `target` (reached from `shown`, the
@@ -468,7 +469,7 @@ fn create_named(dir: &OwnedFd) -> io::Result<(fs::File, (OsString, TempName))> {
 }
 
 /// Removes the temporary files that runs killed outright left in `dir`: sumpool's names,
-/// regular files, older than [`STALE_AFTER`], whose lock no live run holds.
+/// regular files, unwritten for [`STALE_AFTER`], whose lock no live run holds.
 fn remove_stale_temps(dir: &OwnedFd) {
     let Ok(listing) = rustix::fs::Dir::read_from(dir) else {
         return;
@@ -493,7 +494,7 @@ fn remove_stale_temps(dir: &OwnedFd) {
         let age = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64)
-            - stat.st_ctime;
+            - stat.st_mtime;
         if !regular || age < STALE_AFTER.as_secs() as i64 {
             continue;
         }

@@ -264,7 +264,11 @@ impl Updater {
                 })
             });
         let scan = self.scan;
-        Decision { known, scan }.decide(result)
+        let mut decided = Decision { known, scan }.decide(result);
+        if let Ok(Some(updated)) = &mut decided {
+            respell(&mut updated.name, self.manifest.dotted());
+        }
+        decided
     }
 
     /// The old manifest.
@@ -354,6 +358,24 @@ impl Decision {
         };
         Ok(Some(updated))
     }
+}
+
+/// Spells a relative `name` as the manifest spells its names (`dotted`: with a leading
+/// `./`, or without), so that a run over `./data` of a manifest written by a run over `data`
+/// (or the other way round) keeps its lines as they were, and adds new ones alike.
+fn respell(name: &mut PathBuf, dotted: Option<bool>) {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = name.as_os_str().as_bytes();
+    let respelled = match dotted {
+        Some(false) if bytes.starts_with(b"./") => {
+            crate::format::manifest::normalize(bytes).to_vec()
+        }
+        Some(true) if !bytes.starts_with(b"./") && !bytes.starts_with(b"/") => {
+            [&b"./"[..], bytes].concat()
+        }
+        _ => return,
+    };
+    *name = PathBuf::from(std::ffi::OsStr::from_bytes(&respelled));
 }
 
 /// Picks `percent` of the entries that could be skipped (those with a trusted record) to be
@@ -574,6 +596,21 @@ mod tests {
         .decide(result)
         .unwrap()
         .unwrap()
+    }
+
+    #[test]
+    fn names_are_spelled_as_the_manifest_spells_them() {
+        let spelled = |name: &str, dotted| {
+            let mut path = PathBuf::from(name);
+            respell(&mut path, dotted);
+            path.display().to_string()
+        };
+        assert_eq!(spelled("./data/a", Some(false)), "data/a");
+        assert_eq!(spelled("././data/a", Some(false)), "data/a");
+        assert_eq!(spelled("data/a", Some(true)), "./data/a");
+        assert_eq!(spelled("/abs/a", Some(true)), "/abs/a");
+        assert_eq!(spelled("./data/a", None), "./data/a");
+        assert_eq!(spelled("data/a", Some(false)), "data/a");
     }
 
     #[test]
