@@ -126,6 +126,22 @@ impl Failure {
     }
 }
 
+/// Writes the warning that ends a run that found `n` corrupt files (none for 0).
+pub fn write_corrupt_warning(err: &mut dyn Write, n: u64) {
+    if n == 0 {
+        return;
+    }
+    let (files, are) = if n == 1 {
+        ("file", "is")
+    } else {
+        ("files", "are")
+    };
+    let _ = writeln!(
+        err,
+        "{PROGRAM}: WARNING: {n} {files} {are} corrupt: {CORRUPT_MEANS}"
+    );
+}
+
 /// Writes `sumpool: <quoted name>: <reason>` as one write, so lines from one run never mix.
 pub fn write_message(err: &mut dyn Write, name: &Path, reason: &dyn fmt::Display) {
     let mut line = Vec::with_capacity(64);

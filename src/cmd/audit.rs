@@ -48,7 +48,7 @@ use crate::format::manifest::{Manifest, normalize};
 use crate::format::quote::quote_name;
 use crate::format::state::Trust;
 use crate::progress::Progress;
-use crate::report::{CORRUPT_MEANS, Failure, PROGRAM, Reason, Report};
+use crate::report::{Failure, PROGRAM, Reason, Report, write_corrupt_warning};
 
 /// What became of a listed file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,26 +207,8 @@ pub fn run(
         .write_results(out, &Scope::of(&audit.inputs, &audit.walk))
         .context("standard output")?;
     let counts = &audited.counts;
-    if counts.improperly_formatted > 0 {
-        let n = counts.improperly_formatted;
-        let lines = if n == 1 { "line is" } else { "lines are" };
-        let _ = writeln!(
-            err,
-            "{PROGRAM}: WARNING: {n} {lines} improperly formatted in {manifest_name}"
-        );
-    }
-    if counts.corrupt > 0 {
-        let n = counts.corrupt;
-        let (files, are) = if n == 1 {
-            ("file", "is")
-        } else {
-            ("files", "are")
-        };
-        let _ = writeln!(
-            err,
-            "{PROGRAM}: WARNING: {n} {files} {are} corrupt: {CORRUPT_MEANS}"
-        );
-    }
+    warn_bad_lines(err, counts.improperly_formatted, &manifest_name);
+    write_corrupt_warning(err, counts.corrupt);
     report.hashed = counts.unchanged + counts.corrupt + counts.changed + counts.modified;
     report.hashed += counts.moved + counts.new;
     report.corrupt = counts.corrupt;
@@ -235,6 +217,17 @@ pub fn run(
         report.failed += 1;
     }
     Ok(report)
+}
+
+/// Says how many lines of the manifest were improperly formatted (none for 0).
+fn warn_bad_lines(err: &mut dyn Write, n: u64, manifest: &str) {
+    if n > 0 {
+        let lines = if n == 1 { "line is" } else { "lines are" };
+        let _ = writeln!(
+            err,
+            "{PROGRAM}: WARNING: {n} {lines} improperly formatted in {manifest}"
+        );
+    }
 }
 
 /// Reads the manifest; also returns the manifest file's identity, so that the walk does not

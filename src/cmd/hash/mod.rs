@@ -33,7 +33,9 @@ use crate::format::json;
 use crate::format::line::{LineFormat, format_line, path_bytes};
 use crate::format::manifest::Manifest;
 use crate::progress::{Counter, Progress, ProgressStderr, Totals};
-use crate::report::{CORRUPT_MEANS, Failure, PROGRAM, Report, write_message};
+use crate::report::{
+    CORRUPT_MEANS, Failure, PROGRAM, Report, write_corrupt_warning, write_message,
+};
 
 use output::{AtomicOutput, Purpose, Target};
 use update::{Scan, Status, UNLISTED, UpdateCounts, Updated, Updater};
@@ -175,19 +177,7 @@ pub fn run(
         return Ok(report);
     }
     let mut counts = printer.counts;
-    let leftovers = match (&updater, &hash.update) {
-        (Some(updater), Some(update)) => {
-            let scope = roots.scope(&hash.walk);
-            Some(kept::leftovers(
-                updater,
-                &printer.met,
-                &scope,
-                update.prune,
-                &mut counts,
-            ))
-        }
-        _ => None,
-    };
+    let leftovers = leftovers(hash, updater.as_deref(), &printer.met, &roots, &mut counts);
     let update = updater.is_some().then_some(counts);
     if let Some(json) = &mut printer.json {
         json_summary(json, hash, &report, update, started)?;
@@ -202,6 +192,19 @@ pub fn run(
     let verbose = hash.verbose.then_some((started, engine.io.reason.as_str()));
     write_end_messages(err, &report, update, verbose);
     Ok(report)
+}
+
+/// The lines of the old manifest an update did not meet, sorted into kept and dropped.
+fn leftovers(
+    hash: &HashConfig,
+    updater: Option<&Updater>,
+    met: &[bool],
+    roots: &Roots,
+    counts: &mut UpdateCounts,
+) -> Option<kept::Leftovers> {
+    let (updater, update) = (updater?, hash.update.as_ref()?);
+    let scope = roots.scope(&hash.walk);
+    Some(kept::leftovers(updater, met, &scope, update.prune, counts))
 }
 
 /// Where `-o` or `--update` sends the manifest, if either is given.
@@ -352,18 +355,7 @@ fn write_end_messages(
     verbose: Option<(Instant, &str)>,
 ) {
     report.write_summary(err);
-    if report.corrupt > 0 {
-        let n = report.corrupt;
-        let (files, are) = if n == 1 {
-            ("file", "is")
-        } else {
-            ("files", "are")
-        };
-        let _ = writeln!(
-            err,
-            "{PROGRAM}: WARNING: {n} {files} {are} corrupt: {CORRUPT_MEANS}"
-        );
-    }
+    write_corrupt_warning(err, report.corrupt);
     if let Some((started, io)) = verbose {
         if let Some(counts) = &update {
             write_update_verbose(err, counts);
