@@ -16,7 +16,7 @@ use crate::config::{
     MergeConfig, UpdateConfig, Verbosity,
 };
 use crate::digest::Algorithm;
-use crate::engine::pool::Tuning;
+use crate::engine::Tuning;
 use crate::engine::read::HashOptions;
 use crate::engine::walk::{Exclude, Shard, WalkOptions};
 use crate::format::line::{LineFormat, LineStyle};

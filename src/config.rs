@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::digest::Algorithm;
-use crate::engine::pool::Tuning;
+use crate::engine::Tuning;
 use crate::engine::read::HashOptions;
 use crate::engine::walk::WalkOptions;
 use crate::format::line::LineFormat;

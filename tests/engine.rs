@@ -13,7 +13,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use sumpool::config::{Command, Config, Format, HashConfig, IoSettings};
-use sumpool::engine::pool::Tuning;
+use sumpool::engine::Tuning;
 use sumpool::engine::read::HashOptions;
 use sumpool::engine::walk::WalkOptions;
 use sumpool::format::line::{LineFormat, LineStyle};

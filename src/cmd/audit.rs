@@ -38,8 +38,8 @@ use crate::config::{AuditConfig, Config};
 use crate::digest::Digest;
 use crate::engine::load::load_manifest;
 use crate::engine::policy;
-use crate::engine::pool::{self, Completion, Engine, Plan, Sink, Then};
 use crate::engine::read::{Hashed, Hashing};
+use crate::engine::run::{self as pool, Completion, Engine, Plan, Sink, Then};
 use crate::engine::source::{FileId, Source};
 use crate::engine::walk::{Entry, Scope, Walk};
 use crate::format::json::{self, JsonPath};
@@ -171,12 +171,12 @@ pub fn run(
     };
     let progress = Progress::start(audit.progress, false, true, None);
     let probe = audit.inputs.first().map_or(Path::new("."), |p| p.as_path());
-    let engine = Engine {
+    let engine = Engine::new(
         pool,
-        tuning: config.tuning,
-        io: policy::for_path(probe, config.io.readers, config.io.stall_timeout),
+        config.tuning,
+        policy::for_path(probe, config.io.readers, config.io.stall_timeout),
         skip,
-    };
+    );
     let completion = {
         let err = &mut progress.stderr(err);
         let mut sink = AuditSink {

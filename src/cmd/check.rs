@@ -25,8 +25,8 @@ use anyhow::Context;
 use crate::config::{CheckConfig, Config, Verbosity};
 use crate::digest::Algorithm;
 use crate::engine::policy;
-use crate::engine::pool::{self, Engine, Plan, Sink, Then};
 use crate::engine::read::Hashing;
+use crate::engine::run::{self as pool, Engine, Plan, Sink, Then};
 use crate::engine::source::Source;
 use crate::format::json;
 use crate::format::line::escape_check_name;
@@ -135,12 +135,12 @@ pub fn run(
 ) -> anyhow::Result<Report> {
     let mut report = Report::default();
     // The listed names are usually relative to the current directory: its device decides.
-    let engine = Engine {
+    let engine = Engine::new(
         pool,
-        tuning: config.tuning,
-        io: policy::for_path(Path::new("."), config.io.readers, config.io.stall_timeout),
-        skip: Vec::new(),
-    };
+        config.tuning,
+        policy::for_path(Path::new("."), config.io.readers, config.io.stall_timeout),
+        Vec::new(),
+    );
     match check_lists(check, engine, out, err) {
         Ok(CheckOutcome::Checked(true)) => {}
         Ok(CheckOutcome::Checked(false)) => report.failed += 1,

@@ -1,14 +1,16 @@
-//! From inputs to an ordered stream of digests: walking, scheduling, reading, SHA-256.
+//! From inputs to an ordered stream of digests: walking, scheduling, reading, hashing.
 //!
 //! - [`walk`] turns command-line inputs into an ordered stream of [`source::Source`]s, and
-//!   decides what is skipped or failed on the way.
-//! - [`pool`] runs items on worker threads in batches and hands results back in input order,
-//!   in a bounded window.
-//! - [`lanes`] is the pool job that hashes several files at once per worker, through the
-//!   interleaved SHA-256 of [`multibuf`]; [`read`] hashes one source at a time (reads, or
-//!   memory maps through [`mapped`]) and owns the "changed while being read" check.
-//! - [`source`] holds the nouns they share: what to read, and the open directory it is in.
-//! - [`load`] reads a manifest file into memory in parts, on the worker threads.
+//!   decides what is skipped or failed on the way (it runs on the feeder thread);
+//! - [`run`] runs items on reader and worker threads and hands the results back in input
+//!   order, on the calling thread: one module per kind of thread inside;
+//! - [`policy`] holds what depends on the machine, as pure functions: how many readers, in
+//!   which order, when the extra readers come in, how each file is read;
+//! - [`storage`] is where the bytes come from (the file system, or a test's fake);
+//! - [`lanes`] and [`multibuf`] hash several files at once per core; [`calibrate`] measures
+//!   whether that gains on this CPU;
+//! - [`read`] holds the outcomes of hashing and the "changed while being read" check;
+//!   [`source`] the nouns the others share; [`load`] reads a manifest file in parts.
 //!
 //! The engine knows nothing of commands, of output formats or of the progress bar: it turns
 //! items into results (`Hashed` or a [`crate::report::Failure`]) and gives them back. It
@@ -31,14 +33,15 @@ pub(crate) fn count_lost_wakeup(timed_out: bool, ready: bool) {
     }
 }
 
-pub mod io;
-pub mod lanes;
+pub mod calibrate;
+pub(crate) mod lanes;
 pub mod load;
-pub mod mapped;
 pub mod multibuf;
 pub mod policy;
-pub mod pool;
 pub mod read;
-mod shared;
+pub mod run;
 pub mod source;
+pub(crate) mod storage;
 pub mod walk;
+
+pub use run::Tuning;

@@ -1,27 +1,17 @@
-//! Opening a source, and the outcome of hashing it.
-//!
-//! This module owns opening a source (relative to its directory's handle when the walk has
-//! one), the "unchanged since recorded" stat check of `hash --update`, the "changed while
-//! being read" comparison of two statuses, and the conversion of what happened into a
-//! [`Hashing`] or a [`Failure`]. Reading and hashing the bytes is `io`'s (readers) and
-//! `lanes`'s (hashing workers); neither ever prints: results go back to the command, which
-//! hands them to the single printing thread.
-//!
-//! [`hash_reader`] hashes any reader in blocks: standard input and FIFOs named on the command
-//! line (through the readers), benchmarks and tests.
+//! The outcome of hashing a source, and the checks that decide it: what every command gets
+//! back from the engine ([`Hashing`]), the "changed while being read" comparison of two
+//! statuses ([`changed`]), and [`hash_reader`], which hashes any reader in blocks (standard
+//! input and FIFOs through the readers, benchmarks and tests). Pure functions and data: the
+//! threads that call them are the readers and workers of `run`.
 
-use std::ffi::OsStr;
-use std::fs::File;
 use std::io::{self, Read};
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use rustix::fs::{FileType, OFlags, Stat};
+use rustix::fs::{FileType, Stat};
 
 use crate::digest::{Algorithm, Digest, Hasher};
-use crate::engine::source::{DirHandle, FileId, Source, file_state};
+use crate::engine::source::{FileId, file_state};
 use crate::format::state::FileState;
-use crate::report::{Failure, Reason};
 use crate::signals;
 
 /// A block size for [`hash_reader`]: 1 MiB.
@@ -56,7 +46,7 @@ pub enum Hashing {
     /// It was read and hashed.
     Hashed(Hashed),
     /// It was not read: its stat was the one the caller recorded for it (see
-    /// [`Plan::Hash`](super::lanes::Plan)).
+    /// [`Plan::Hash`](super::run::Plan)).
     Unchanged {
         /// The name to print.
         name: PathBuf,
@@ -65,17 +55,6 @@ pub enum Hashing {
     },
     /// It is one of the files never to hash (the manifest being written).
     Skipped,
-}
-
-/// The digest of one opened source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Digested {
-    /// The digest of the whole content.
-    pub digest: Digest,
-    /// How many bytes were read.
-    pub bytes: u64,
-    /// The file's stat before it was read (regular files only).
-    pub state: Option<FileState>,
 }
 
 /// Hashes everything `reader` yields until end of input, in blocks of `buf.len()` bytes.
@@ -115,106 +94,17 @@ fn feed(
     }
 }
 
-/// A source, opened.
-#[derive(Debug)]
-pub enum Opened {
-    /// A file, with its status before anything was read from it.
-    File(File, Stat),
-    /// Standard input.
-    Stdin,
-    /// One of the files never to hash.
-    Skipped,
-}
-
-/// How long an open that finds no free descriptor waits, in all, for others to close.
-const DESCRIPTOR_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Opens `source` for hashing, unless it is one of the files in `skip`. Out of descriptors
-/// ("Too many open files"), it waits for the run's other files to close and tries again,
-/// for up to [`DESCRIPTOR_WAIT`]: the run holds descriptors only for a moment each.
-pub fn open_source(source: &Source, skip: &[FileId]) -> Result<Opened, Reason> {
-    let mut pause = std::time::Duration::from_millis(1);
-    let mut waited = std::time::Duration::ZERO;
-    let file = loop {
-        let opened = match source {
-            Source::Path(path) => File::open(path).map_err(Reason::from),
-            Source::InDir { path, dir, .. } => open_in(dir, path),
-            Source::Stdin => return Ok(Opened::Stdin),
-        };
-        match opened {
-            Err(Reason::Io(e))
-                if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
-                    && waited < DESCRIPTOR_WAIT
-                    && signals::stop_requested().is_none() =>
-            {
-                std::thread::sleep(pause);
-                waited += pause;
-                pause = (pause * 2).min(std::time::Duration::from_millis(50));
-            }
-            other => break other?,
-        }
-    };
-    let stat = fstat(&file)?;
-    let id = FileId {
-        dev: stat.st_dev,
-        ino: stat.st_ino,
-    };
-    if skip.contains(&id) {
-        return Ok(Opened::Skipped);
-    }
-    Ok(Opened::File(file, stat))
-}
-
 /// The state of a regular file from its stat; `None` for anything else (a FIFO, a device),
 /// whose stat says nothing of its bytes.
 pub fn regular_state(stat: &Stat) -> Option<FileState> {
     (FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile).then(|| file_state(stat))
 }
 
-/// The result of hashing `source`, named as it is printed.
-pub fn outcome(
-    source: Source,
-    result: Result<Option<Digested>, Reason>,
-) -> Result<Hashing, Failure> {
-    match result {
-        Ok(Some(digested)) => Ok(Hashing::Hashed(Hashed {
-            name: source.into_name(),
-            digest: digested.digest,
-            bytes: digested.bytes,
-            state: digested.state,
-        })),
-        Ok(None) => Ok(Hashing::Skipped),
-        Err(reason) => Err(Failure::new(source.into_name(), reason)),
-    }
-}
-
-/// Opens the file named by the last component of `path` inside `dir`.
-fn open_in(dir: &DirHandle, path: &Path) -> Result<File, Reason> {
-    let name = path.file_name().unwrap_or(OsStr::new("."));
-    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY;
-    let fd = rustix::fs::openat(dir, name.as_bytes(), flags, rustix::fs::Mode::empty())
-        .map_err(io::Error::from)?;
-    Ok(File::from(fd))
-}
-
-/// The status of an open file.
-pub fn fstat(file: &File) -> io::Result<Stat> {
-    rustix::fs::fstat(file).map_err(io::Error::from)
-}
-
-/// Whether a file's status after it was read says it changed since `before`.
+/// Whether a file's status after it was read says it changed since `before`: its size, or
+/// its modification time to the nanosecond.
 pub fn changed(before: &Stat, after: &Stat) -> bool {
     (before.st_size, before.st_mtime, before.st_mtime_nsec)
         != (after.st_size, after.st_mtime, after.st_mtime_nsec)
-}
-
-/// Whether a stat of `source` is `recorded`, for a regular file. A stat that fails says
-/// nothing: the file is opened, and the open reports what went wrong.
-pub fn unchanged(source: &Source, recorded: &FileState) -> bool {
-    match source.stat() {
-        Some(Ok(stat)) => regular_state(&stat).is_some_and(|state| state == *recorded),
-        Some(Err(_)) | None => false,
-    }
 }
 
 #[cfg(test)]

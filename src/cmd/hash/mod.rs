@@ -25,8 +25,8 @@ use crate::config::{Config, Format, HashConfig};
 use crate::digest::Algorithm;
 use crate::engine::load::load_manifest;
 use crate::engine::policy::{self, IoPolicy};
-use crate::engine::pool::{self, Completion, Engine, Plan, Sink, Tagged, Then};
 use crate::engine::read::{Hashed, Hashing};
+use crate::engine::run::{self as pool, Completion, Engine, Plan, Sink, Tagged, Then};
 use crate::engine::walk::{Entry, Input, Scope, Skip, Walk, WalkOptions, list_inputs};
 use crate::format::entries::shard_line;
 use crate::format::json;
@@ -151,12 +151,12 @@ pub fn run(
     let mut progress = Progress::start(hash.progress, stdout_shares_terminal, true, counter(hash));
     let sinks = (lines, json);
     let mut printer = Printer::new(options.algorithm, sinks, &progress, err, updater.clone());
-    let engine = Engine {
+    let engine = Engine::new(
         pool,
-        tuning: config.tuning,
-        io: io_policy(config, hash),
-        skip: options.skip.clone(),
-    };
+        config.tuning,
+        io_policy(config, hash),
+        options.skip.clone(),
+    );
     let printed = write_shard_line(hash, &mut printer).and_then(|()| {
         hash_all(
             &engine,

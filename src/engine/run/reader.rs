@@ -1,0 +1,718 @@
+//! The reader threads: they open and read files, so that many requests are in flight while
+//! the cores hash. Everything here runs on a reader.
+//!
+//! A pool of threads rather than io_uring: a reader blocked in `open` (an inode to read from
+//! a cold disk, a round trip to a file server) costs a thread, not a core, and the kernel
+//! keeps every blocked reader's request in flight. Threads also degrade well: a read stuck
+//! forever holds one reader, which the stall watchdog replaces. Readers are not joined: one
+//! stuck in the kernel holds nothing but itself.
+//!
+//! A reader takes a few requests at a time from the queue (its fair share, in walk order or,
+//! on a spinning disk, inode order) and, for each, in its own order:
+//!
+//! - if the command recorded a state for the file (`hash --update`), a stat first: the same
+//!   state means the file is not opened at all;
+//! - open it and take its status (a skipped file, the manifest being written, ends here);
+//! - what the status says ([`FileKind`]): standard input, a FIFO or a device named on the
+//!   command line is read to its end here; a small file is read and hashed here; a file up
+//!   to 1 MiB is read whole and hashed in the reader's lanes, several at once; a larger one
+//!   is streamed: this reader reads it in chunks, a few ahead, into a channel a worker
+//!   hashes from (`worker`), and then goes on with the next request.
+//!
+//! Each file's first read is tried without waiting on storage (`RWF_NOWAIT`): a read the
+//! page cache cannot serve at once is a cache miss, and a few in a row call the extra
+//! readers in (`policy::Slowness`). Results are held and posted a handful at a time while
+//! reads are fast, at once while they wait on storage.
+//!
+//! What a reader took and holds is in its [`Desk`], where the calling thread finds it when
+//! the reader waits on storage for long (`supervisor::rescue`).
+
+use std::io::{self as stdio, Read};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crossbeam_channel::{TryRecvError, bounded, unbounded};
+use rustix::fs::{FileType, Stat};
+
+use crate::digest::{Algorithm, Hasher};
+use crate::engine::lanes;
+use crate::engine::policy::{self, CHUNK, CHUNKS_AHEAD, FileKind, READ_AHEAD};
+use crate::engine::read::{Hashed, Hashing, changed, hash_reader, regular_state};
+use crate::engine::run::buffers::{Spares, WHOLE_BUDGET};
+use crate::engine::run::state::{
+    Busy, Chunk, Desk, Request, Shared, Stream, StreamFlags, Whole, lock,
+};
+use crate::engine::source::{FileId, Source};
+use crate::engine::storage::Handle;
+use crate::report::{Failure, Reason};
+use crate::signals;
+
+/// Results a reader holds before it posts them (it also posts when it runs out of work,
+/// and at once while reads wait on storage). Each post takes the results' lock, which the
+/// calling thread also takes: 16 cost a context switch every 20 files of a warm tree of
+/// 4 KiB files, 64 one every 50, and the run 0.95 x the time (200,000 tiny files: 0.92 x);
+/// 128 gained nothing more.
+const HELD_MAX: usize = 64;
+
+/// The block buffer of a reader, for what it hashes a block at a time.
+const BLOCK: usize = 64 << 10;
+
+/// Files from this size up are announced to the kernel (`posix_fadvise`) before they are
+/// read: a small file is one block, which the read itself fetches.
+const ADVISE_MIN: u64 = 64 << 10;
+
+/// Starts reader number `index`. Not joined: a reader stuck in the kernel must not hold the
+/// run, and each one leaves when the run is over. A reader that cannot be started ends the
+/// run (the calling thread sees it at once).
+pub(crate) fn spawn<R: Send + 'static>(shared: Arc<Shared<R>>, index: usize) {
+    let reader = Arc::clone(&shared);
+    let spawned = std::thread::Builder::new()
+        .name(format!("sumpool-reader-{index}"))
+        .stack_size(256 << 10)
+        .spawn(move || {
+            // SAFETY: pthread_self has no preconditions.
+            let me = unsafe { libc::pthread_self() };
+            let registered = reader.readers().get_mut(index).map(|slot| {
+                slot.thread = Some(me);
+                (Arc::clone(&slot.desk), slot.core)
+            });
+            if let Some((desk, core)) = registered {
+                Reader::new(&reader, index, desk, core).run();
+            }
+        });
+    if let Err(e) = spawned {
+        shared.thread_failed(&e);
+    }
+}
+
+/// What a reader takes from the shared state.
+enum Work {
+    /// Hash the files it holds and post its results: nothing else to do now.
+    Flush,
+    /// Open and read the requests it took (on its desk).
+    Requests,
+}
+
+/// One reader, and what it keeps between files.
+struct Reader<'a, R> {
+    shared: &'a Shared<R>,
+    index: usize,
+    /// It always takes requests (else only while reads are slow).
+    core: bool,
+    desk: Arc<Mutex<Desk>>,
+    spares: Spares,
+    block: Vec<u8>,
+    /// Post each result at once (reads wait on storage).
+    immediate: bool,
+    /// Its item is watched by the stall timeout (`--stall-timeout`).
+    watched: bool,
+}
+
+impl<'a, R: Send + 'static> Reader<'a, R> {
+    fn new(shared: &'a Shared<R>, index: usize, desk: Arc<Mutex<Desk>>, core: bool) -> Self {
+        Reader {
+            shared,
+            index,
+            core,
+            desk,
+            spares: Spares::default(),
+            block: vec![0; BLOCK],
+            immediate: false,
+            watched: shared.io.stall_timeout.is_some(),
+        }
+    }
+
+    fn run(mut self) {
+        loop {
+            let Some(work) = self.next_work() else {
+                return;
+            };
+            match work {
+                Work::Flush => {
+                    self.hash_wholes();
+                    self.post_held();
+                }
+                Work::Requests => {
+                    if !self.read_taken() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits for the next thing to do; `None` when the reader must leave.
+    fn next_work(&mut self) -> Option<Work> {
+        let shared = self.shared;
+        let mut requests = shared.requests();
+        loop {
+            let abandoned = || shared.readers().get(self.index).is_none_or(|r| r.abandoned);
+            if requests.finished || abandoned() {
+                return None;
+            }
+            let slow = lock(&shared.slowness).is_slow(Instant::now());
+            if !requests.cancelled && !requests.queue.is_empty() && (self.core || slow) {
+                let active = if slow {
+                    shared.io.readers
+                } else {
+                    shared.core_readers
+                };
+                let n = policy::share(requests.queue.len(), active, shared.tuning.batch_size);
+                let mut taken =
+                    policy::take_in_order(&mut requests.queue, n, shared.io.order, |r| {
+                        r.source.ino()
+                    });
+                for request in taken.iter_mut().filter(|r| r.promoted) {
+                    request.promoted = false;
+                    requests.promoted -= 1;
+                }
+                shared.queued.store(requests.queue.len(), Ordering::Relaxed);
+                lock(&self.desk).taken.extend(taken);
+                return Some(Work::Requests);
+            }
+            // Before sleeping: the files held for lanes are hashed now, and results held are
+            // posted.
+            if lock(&self.desk).holds() && !requests.cancelled {
+                return Some(Work::Flush);
+            }
+            self.immediate = slow;
+            let cv = if self.core {
+                &shared.requests_cv
+            } else {
+                &shared.extras_cv
+            };
+            requests.readers_waiting += usize::from(self.core);
+            let (woken, timeout) = cv
+                .wait_timeout(requests, super::handoff::POLL)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            requests = woken;
+            requests.readers_waiting -= usize::from(self.core);
+            let work_ready = !requests.queue.is_empty() && !requests.cancelled;
+            let may_take = self.core || lock(&shared.slowness).is_slow(Instant::now());
+            crate::engine::count_lost_wakeup(timeout.timed_out(), work_ready && may_take);
+        }
+    }
+
+    /// Reads the requests on its desk, one after the other; `false` if the reader was given
+    /// up on meanwhile and must leave.
+    fn read_taken(&mut self) -> bool {
+        loop {
+            let request = {
+                let mut desk = lock(&self.desk);
+                let Some(request) = desk.taken.pop_front() else {
+                    return true;
+                };
+                desk.since = Some(Instant::now());
+                request
+            };
+            let misses = self.shared.counters.misses.load(Ordering::Relaxed);
+            if !self.read_one(request) {
+                return false;
+            }
+            // That read waited on storage: the next may too, so what is done goes out now.
+            if self.shared.counters.misses.load(Ordering::Relaxed) != misses {
+                self.immediate = true;
+                self.post_held();
+            }
+        }
+    }
+
+    /// Opens and reads one file: see the module header. `false` if the reader was given up
+    /// on and must leave.
+    fn read_one(&mut self, request: Request) -> bool {
+        let Request {
+            seq,
+            source,
+            algorithm,
+            unless,
+            ..
+        } = request;
+        if let Some(recorded) = unless {
+            let stat = self.in_storage(seq, &source, || self.shared.storage.stat(&source));
+            if stat.as_ref().ok().and_then(regular_state) == Some(recorded) {
+                let name = source.into_name();
+                let unchanged = Hashing::Unchanged {
+                    name,
+                    state: recorded,
+                };
+                self.done(seq, Ok(unchanged));
+                return self.out_of_storage();
+            }
+        }
+        // A source named on the command line may be a FIFO, whose open waits for a writer,
+        // or standard input, whose reads may wait for ever: what this reader holds is
+        // finished first, since it comes before in the output.
+        if !matches!(source, Source::InDir { .. }) {
+            self.flush();
+        }
+        if matches!(source, Source::Stdin) {
+            let hashed = self.hash_sequential(&mut stdio::stdin().lock(), algorithm);
+            self.done(seq, outcome(source, hashed));
+            return true;
+        }
+        let opened = self.in_storage(seq, &source, || -> stdio::Result<_> {
+            let handle = self.shared.storage.open(&source)?;
+            let stat = handle.stat()?;
+            Ok((handle, stat))
+        });
+        let (handle, before) = match opened {
+            Ok(opened) => opened,
+            Err(e) => {
+                self.done(seq, outcome(source, Err(e.into())));
+                return self.out_of_storage();
+            }
+        };
+        let id = FileId {
+            dev: before.st_dev,
+            ino: before.st_ino,
+        };
+        if self.shared.skip.contains(&id) {
+            self.done(seq, Ok(Hashing::Skipped));
+            return self.out_of_storage();
+        }
+        let regular = FileType::from_raw_mode(before.st_mode) == FileType::RegularFile;
+        let size = before.st_size as u64;
+        if regular {
+            let counters = &self.shared.counters;
+            counters.opened_files.fetch_add(1, Ordering::Relaxed);
+            counters.opened_bytes.fetch_add(size, Ordering::Relaxed);
+        }
+        let file = (seq, source, algorithm);
+        match policy::kind_of(regular, size) {
+            FileKind::Sequential => {
+                self.flush();
+                let mut stream = HandleReader(&*handle);
+                let hashed = self.hash_sequential(&mut stream, file.2);
+                self.done(seq, outcome(file.1, hashed));
+            }
+            FileKind::Small => {
+                let hashed = self.hash_small(&*handle, &before, file.2);
+                self.done(seq, outcome(file.1, hashed.map(Some)));
+            }
+            FileKind::Whole => self.read_whole(file, &*handle, &before),
+            FileKind::Large => return self.stream(file, handle, before),
+        }
+        self.out_of_storage()
+    }
+
+    /// Runs `call`, a call to storage for item `seq`, marked busy for the stall watchdog.
+    fn in_storage<T>(&self, seq: u64, source: &Source, call: impl FnOnce() -> T) -> T {
+        if self.watched {
+            self.mark_busy(seq, source.name().to_path_buf(), None);
+        }
+        call()
+    }
+
+    fn mark_busy(&self, seq: u64, name: PathBuf, stream: Option<Arc<StreamFlags>>) {
+        if let Some(slot) = self.shared.readers().get_mut(self.index) {
+            slot.busy = Some(Busy {
+                seq,
+                name,
+                since: Instant::now(),
+                stream,
+            });
+        }
+    }
+
+    /// Out of storage calls: `false` if the reader was given up on meanwhile (it leaves; a
+    /// replacement took its place).
+    fn out_of_storage(&self) -> bool {
+        if !self.watched {
+            return true;
+        }
+        match self.shared.readers().get_mut(self.index) {
+            Some(slot) if !slot.abandoned => {
+                slot.busy = None;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Records the outcome of item `seq`, posting held results when they are many or reads
+    /// are slow.
+    fn done(&mut self, seq: u64, result: Result<Hashing, Failure>) {
+        let full = {
+            let mut desk = lock(&self.desk);
+            desk.held.push((seq, result));
+            desk.held.len() >= HELD_MAX
+        };
+        if full || self.immediate {
+            self.post_held();
+        }
+    }
+
+    fn post_held(&self) {
+        let held = std::mem::take(&mut lock(&self.desk).held);
+        self.shared.finish_many(held);
+    }
+
+    /// Hashes the files it read whole, in lanes.
+    fn hash_wholes(&mut self) {
+        let wholes = std::mem::take(&mut lock(&self.desk).wholes);
+        if wholes.is_empty() {
+            return;
+        }
+        let results = hash_wholes(wholes, self.shared.lanes, &mut self.spares);
+        let full = {
+            let mut desk = lock(&self.desk);
+            desk.held.extend(results);
+            desk.held.len() >= HELD_MAX
+        };
+        if full || self.immediate {
+            self.post_held();
+        }
+    }
+
+    /// Finishes what it holds: before a read that may wait for long.
+    fn flush(&mut self) {
+        self.hash_wholes();
+        self.post_held();
+    }
+
+    /// The first read of a file, at offset 0: without waiting on storage where the storage
+    /// allows it, to learn whether the file is in the page cache.
+    fn first_read(&self, handle: &dyn Handle, buf: &mut [u8]) -> stdio::Result<usize> {
+        let counters = &self.shared.counters;
+        if !counters.nowait_unsupported.load(Ordering::Relaxed) {
+            match handle.read_at_nowait(buf, 0) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == stdio::ErrorKind::WouldBlock => self.cache_miss(),
+                // No way to ask: count every file as a miss, so that all readers work, as
+                // they must where reads may wait.
+                Err(e) if e.kind() == stdio::ErrorKind::Unsupported => {
+                    counters.nowait_unsupported.store(true, Ordering::Relaxed);
+                }
+                Err(e) if e.kind() == stdio::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if counters.nowait_unsupported.load(Ordering::Relaxed) {
+            self.cache_miss();
+        }
+        handle.read_at(buf, 0)
+    }
+
+    /// Counts a read that had to wait on storage; calls in the extra readers after a few.
+    fn cache_miss(&self) {
+        self.shared.counters.misses.fetch_add(1, Ordering::Relaxed);
+        let turned_slow = lock(&self.shared.slowness).miss(Instant::now());
+        if turned_slow {
+            self.shared.call_extras(true);
+        }
+    }
+
+    /// Hashes a regular file of `before.st_size` bytes (to its end, if its size reads 0, as
+    /// in /proc), one block at a time, and checks that it did not change meanwhile.
+    fn hash_small(
+        &mut self,
+        handle: &dyn Handle,
+        before: &Stat,
+        algorithm: Algorithm,
+    ) -> Result<Hashed, Reason> {
+        let size = before.st_size as u64;
+        let mut hasher = Hasher::new(algorithm);
+        let mut total = 0u64;
+        let mut block = std::mem::take(&mut self.block);
+        let read = loop {
+            let n = if total == 0 {
+                self.first_read(handle, &mut block)
+            } else {
+                handle.read_at(&mut block, total)
+            };
+            match n {
+                Ok(0) => break Ok(()),
+                Ok(n) => {
+                    hasher.update(&block[..n]);
+                    total += n as u64;
+                    // Read to its size: no read is needed to see its end. If it grew
+                    // meanwhile, the status check below says so.
+                    if size > 0 && total == size {
+                        break Ok(());
+                    }
+                }
+                Err(e) if e.kind() == stdio::ErrorKind::Interrupted => {
+                    if signals::stop_requested().is_some() {
+                        break Err(Reason::from(e));
+                    }
+                }
+                Err(e) => break Err(e.into()),
+            }
+        };
+        self.block = block;
+        read?;
+        // Fewer bytes than its size: it shrank while being read.
+        if total < size || changed(before, &handle.stat()?) {
+            return Err(Reason::Changed);
+        }
+        Ok(Hashed {
+            name: PathBuf::new(),
+            digest: hasher.finalize(),
+            bytes: total,
+            state: regular_state(before),
+        })
+    }
+
+    /// Hashes everything `reader` yields until its end: standard input, a FIFO, a device.
+    fn hash_sequential(
+        &mut self,
+        reader: &mut impl Read,
+        algorithm: Algorithm,
+    ) -> Result<Option<Hashed>, Reason> {
+        let mut block = std::mem::take(&mut self.block);
+        let hashed = hash_reader(algorithm, reader, &mut block);
+        self.block = block;
+        let (digest, bytes) = hashed?;
+        Ok(Some(Hashed {
+            name: PathBuf::new(),
+            digest,
+            bytes,
+            state: None,
+        }))
+    }
+
+    /// Reads a regular file whole into a buffer of the budget, for this reader's lanes.
+    fn read_whole(
+        &mut self,
+        (seq, source, algorithm): (u64, Source, Algorithm),
+        handle: &dyn Handle,
+        before: &Stat,
+    ) {
+        let size = before.st_size as usize;
+        if size as u64 >= ADVISE_MIN {
+            // Let the storage start on it now: the wait for room in the budget can overlap.
+            handle.will_need(0, size as u64);
+        }
+        let budget = Arc::clone(&self.shared.budget);
+        let needed = Spares::size_for(size).min(WHOLE_BUDGET);
+        // No room: the files this reader holds for its lanes are hashed first, which gives
+        // their room back (every reader waiting with full hands would wait forever).
+        let room = match budget.try_room(needed) {
+            Some(room) => room,
+            None => {
+                self.flush();
+                match budget.room(needed) {
+                    Some(room) => room,
+                    // The run was cancelled.
+                    None => return,
+                }
+            }
+        };
+        let mut data = self.spares.take(size, room);
+        let read = fill(data.fill(), |buf, done| {
+            if done == 0 {
+                self.first_read(handle, buf)
+            } else {
+                handle.read_at(buf, done as u64)
+            }
+        })
+        .and_then(|()| {
+            // Read as far as the size it had: no read is needed to see its end. If it grew
+            // meanwhile, the status says so.
+            if changed(before, &handle.stat()?) {
+                return Err(Reason::Changed);
+            }
+            Ok(())
+        });
+        if let Err(reason) = read {
+            self.done(seq, outcome(source, Err(reason)));
+            return;
+        }
+        let whole = Whole {
+            seq,
+            name: source.into_name(),
+            algorithm,
+            data,
+            state: regular_state(before),
+        };
+        let lanes = {
+            let mut desk = lock(&self.desk);
+            desk.wholes.push(whole);
+            desk.wholes.len()
+        };
+        if lanes >= self.shared.lanes {
+            self.hash_wholes();
+        }
+    }
+
+    /// Streams a large file to a worker: see the module header. `false` if the reader was
+    /// given up on and must leave.
+    fn stream(
+        &mut self,
+        (seq, source, algorithm): (u64, Source, Algorithm),
+        handle: Box<dyn Handle>,
+        before: Stat,
+    ) -> bool {
+        // Not in storage while it waits for a place among the streams.
+        if !self.out_of_storage() {
+            return false;
+        }
+        // This reader is busy with one file for a while: what it holds and the requests it
+        // took go on without it.
+        self.flush();
+        self.give_back_taken();
+        let shared = self.shared;
+        let go_on = || !shared.stopping();
+        let Some(slot) = shared.stream_slots.take(go_on) else {
+            return true;
+        };
+        let size = before.st_size as u64;
+        let (chunks, from_reader) = bounded(CHUNKS_AHEAD);
+        let (spent, to_reader) = unbounded();
+        let flags = Arc::new(StreamFlags::default());
+        let name = source.into_name();
+        lock(&shared.streams).push(Stream {
+            seq,
+            name: name.clone(),
+            algorithm,
+            before: Box::new(before),
+            chunks: from_reader,
+            spent,
+            flags: Arc::clone(&flags),
+            _slot: slot,
+        });
+        shared.wake_a_worker();
+        handle.will_need(0, size.min(READ_AHEAD));
+        let mut advised = READ_AHEAD;
+        let mut offset = 0u64;
+        while offset < size {
+            if flags.timed_out.load(Ordering::Acquire) {
+                break;
+            }
+            let len = (size - offset).min(CHUNK as u64) as usize;
+            if advised < size && offset + READ_AHEAD / 2 >= advised {
+                handle.will_need(advised, READ_AHEAD.min(size - advised));
+                advised += READ_AHEAD;
+            }
+            let mut buf = match to_reader.try_recv() {
+                Ok(buf) => buf,
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => Vec::with_capacity(CHUNK),
+            };
+            buf.resize(len, 0);
+            if self.watched {
+                self.mark_busy(seq, name.clone(), Some(Arc::clone(&flags)));
+            }
+            let read = fill(&mut buf, |rest, done| {
+                handle.read_at(rest, offset + done as u64)
+            });
+            if !self.out_of_storage() {
+                return false;
+            }
+            let chunk = match read {
+                Ok(()) => Chunk::Data(buf),
+                Err(reason) => Chunk::Failed(reason),
+            };
+            let failed = matches!(chunk, Chunk::Failed(_));
+            // Waits while the worker is CHUNKS_AHEAD behind; fails once it gave up the file.
+            if chunks.send(chunk).is_err() || failed {
+                return true;
+            }
+            offset += len as u64;
+        }
+        let end = match handle.stat() {
+            Ok(after) => Chunk::End(Box::new(after)),
+            Err(e) => Chunk::Failed(e.into()),
+        };
+        let _ = chunks.send(end);
+        true
+    }
+
+    /// Puts the requests it took and has not started back at the front of the queue, for
+    /// the other readers.
+    fn give_back_taken(&self) {
+        let taken = std::mem::take(&mut lock(&self.desk).taken);
+        if taken.is_empty() {
+            return;
+        }
+        let mut requests = self.shared.requests();
+        for request in taken.into_iter().rev() {
+            requests.promoted += usize::from(request.promoted);
+            requests.queue.push_front(request);
+        }
+        self.shared
+            .queued
+            .store(requests.queue.len(), Ordering::Relaxed);
+        drop(requests);
+        self.shared.requests_cv.notify_all();
+    }
+}
+
+/// A file read on from where it is, for [`hash_reader`].
+struct HandleReader<'a>(&'a dyn Handle);
+
+impl Read for HandleReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> stdio::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+/// Hashes files read whole, in lanes of `lanes` (1: one at a time), and gives their buffers
+/// back to `spares`. Also used by the calling thread for what it rescues.
+pub(crate) fn hash_wholes(
+    wholes: Vec<Whole>,
+    lanes: usize,
+    spares: &mut Spares,
+) -> Vec<(u64, Result<Hashing, Failure>)> {
+    let mut results = Vec::with_capacity(wholes.len());
+    let mut rest = wholes;
+    while !rest.is_empty() {
+        let algorithm = rest[0].algorithm;
+        let (group, others): (Vec<Whole>, Vec<Whole>) =
+            rest.into_iter().partition(|w| w.algorithm == algorithm);
+        rest = others;
+        for batch in group.chunks(lanes.max(1)) {
+            let data: Vec<&[u8]> = batch.iter().map(|w| w.data.bytes()).collect();
+            let digests = lanes::hash_all(algorithm, lanes > 1, &data);
+            for (whole, digest) in batch.iter().zip(digests) {
+                let hashed = Hashed {
+                    name: whole.name.clone(),
+                    digest,
+                    bytes: whole.data.bytes().len() as u64,
+                    state: whole.state,
+                };
+                results.push((whole.seq, Ok(Hashing::Hashed(hashed))));
+            }
+        }
+        for whole in group {
+            whole.data.recycle(spares);
+        }
+    }
+    results
+}
+
+/// The result of hashing `source`, named as it is printed.
+fn outcome(source: Source, result: Result<Option<Hashed>, Reason>) -> Result<Hashing, Failure> {
+    match result {
+        Ok(Some(mut hashed)) => {
+            hashed.name = source.into_name();
+            Ok(Hashing::Hashed(hashed))
+        }
+        Ok(None) => Ok(Hashing::Skipped),
+        Err(reason) => Err(Failure::new(source.into_name(), reason)),
+    }
+}
+
+/// Fills `buf` with `read(rest, done)`, which reads into `rest` the bytes from `done` on. A
+/// read that ends early is a file that shrank while being read; EINTR is retried unless the
+/// run is stopping.
+fn fill(
+    buf: &mut [u8],
+    mut read: impl FnMut(&mut [u8], usize) -> stdio::Result<usize>,
+) -> Result<(), Reason> {
+    let mut done = 0;
+    while done < buf.len() {
+        match read(&mut buf[done..], done) {
+            Ok(0) => return Err(Reason::Changed),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == stdio::ErrorKind::Interrupted => {
+                if signals::stop_requested().is_some() {
+                    return Err(e.into());
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,1 @@
+//! The run's property test: see the bottom of this file.

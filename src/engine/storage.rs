@@ -1,0 +1,151 @@
+//! Where the engine's bytes come from: the file system ([`Disk`]), or, in the engine's own
+//! tests, a storage that injects delays, short reads and errors.
+//!
+//! Readers (`run::reader`) are the only threads that call it. Everything they ask of a file
+//! goes through these two traits, so that the property test of the engine can run every
+//! reader and worker setting against a storage whose faults it controls, and check the
+//! order, the digests and the failures without a file system.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::time::Duration;
+
+use rustix::fs::{Advice, OFlags, Stat};
+
+use crate::engine::source::{DirHandle, Source};
+use crate::signals;
+
+/// Opens what the engine reads.
+pub(crate) trait Storage: Send + Sync + 'static {
+    /// Opens `source` (never standard input) for reading.
+    fn open(&self, source: &Source) -> io::Result<Box<dyn Handle>>;
+    /// The status of what `source` names, following symlinks as an open would, without
+    /// opening it (`hash --update`'s test of an unchanged file, the scout's look ahead).
+    fn stat(&self, source: &Source) -> io::Result<Stat>;
+}
+
+/// One open file.
+pub(crate) trait Handle: Send + Sync {
+    /// Its status now.
+    fn stat(&self) -> io::Result<Stat>;
+    /// Reads at `offset`, waiting on storage if need be.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+    /// Reads at `offset` only what can be had without waiting on storage: `WouldBlock` for
+    /// a read that would wait (a cache miss), `Unsupported` where the storage cannot tell.
+    fn read_at_nowait(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+    /// Reads on from where the last read ended (a FIFO or a device, which cannot seek).
+    fn read(&self, buf: &mut [u8]) -> io::Result<usize>;
+    /// Tells the storage that `len` bytes at `offset` will be read soon.
+    fn will_need(&self, offset: u64, len: u64);
+}
+
+/// The file system.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Disk;
+
+/// How long an open that finds no free descriptor waits, in all, for others to close.
+const DESCRIPTOR_WAIT: Duration = Duration::from_secs(5);
+
+impl Storage for Disk {
+    /// Opens relative to the source's directory handle when it has one. Out of descriptors
+    /// ("Too many open files"), it waits for the run's other files to close and tries again,
+    /// for up to [`DESCRIPTOR_WAIT`]: the run holds descriptors only for a moment each.
+    fn open(&self, source: &Source) -> io::Result<Box<dyn Handle>> {
+        let mut pause = Duration::from_millis(1);
+        let mut waited = Duration::ZERO;
+        loop {
+            let opened = match source {
+                Source::Path(path) => open_path(path),
+                Source::InDir { path, dir, .. } => open_in(dir, path),
+                Source::Stdin => Err(io::Error::from(io::ErrorKind::Unsupported)),
+            };
+            match opened {
+                Err(e)
+                    if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+                        && waited < DESCRIPTOR_WAIT
+                        && signals::stop_requested().is_none() =>
+                {
+                    std::thread::sleep(pause);
+                    waited += pause;
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+                Err(e) => return Err(e),
+                Ok(file) => return Ok(Box::new(DiskFile(file))),
+            }
+        }
+    }
+
+    fn stat(&self, source: &Source) -> io::Result<Stat> {
+        match source {
+            Source::Stdin => Err(io::Error::from(io::ErrorKind::Unsupported)),
+            other => other
+                .stat()
+                .unwrap_or_else(|| Err(io::ErrorKind::Unsupported.into())),
+        }
+    }
+}
+
+/// Flags of every open: read only, never the controlling terminal, closed on exec.
+fn flags() -> OFlags {
+    OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY
+}
+
+fn open_path(path: &Path) -> io::Result<File> {
+    let fd = rustix::fs::open(path, flags(), rustix::fs::Mode::empty())?;
+    Ok(File::from(fd))
+}
+
+/// Opens the file named by the last component of `path` inside `dir`.
+fn open_in(dir: &DirHandle, path: &Path) -> io::Result<File> {
+    let name = path.file_name().unwrap_or(OsStr::new("."));
+    let fd = rustix::fs::openat(dir, name.as_bytes(), flags(), rustix::fs::Mode::empty())?;
+    Ok(File::from(fd))
+}
+
+/// A file of the file system.
+struct DiskFile(File);
+
+impl Handle for DiskFile {
+    fn stat(&self) -> io::Result<Stat> {
+        rustix::fs::fstat(&self.0).map_err(io::Error::from)
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        self.0.read_at(buf, offset)
+    }
+
+    fn read_at_nowait(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let mut slices = [io::IoSliceMut::new(buf)];
+        match rustix::io::preadv2(
+            &self.0,
+            &mut slices,
+            offset,
+            rustix::io::ReadWriteFlags::NOWAIT,
+        ) {
+            Ok(n) => Ok(n),
+            Err(rustix::io::Errno::AGAIN) => Err(io::ErrorKind::WouldBlock.into()),
+            // A file system or kernel that cannot say whether a read would wait.
+            Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::INVAL) => {
+                Err(io::ErrorKind::Unsupported.into())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        (&self.0).read(buf)
+    }
+
+    fn will_need(&self, offset: u64, len: u64) {
+        let _ = rustix::fs::fadvise(
+            &self.0,
+            offset,
+            std::num::NonZeroU64::new(len),
+            Advice::WillNeed,
+        );
+    }
+}
