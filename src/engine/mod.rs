@@ -34,6 +34,7 @@ pub(crate) fn count_lost_wakeup(timed_out: bool, ready: bool) {
 }
 
 pub mod calibrate;
+pub(crate) mod device;
 pub(crate) mod lanes;
 pub mod load;
 pub mod multibuf;

@@ -95,7 +95,9 @@ struct FakeHandle {
 
 impl Handle for FakeHandle {
     fn stat(&self) -> io::Result<Stat> {
-        let n = self.stats.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let n = self
+            .stats
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let grown = u64::from(self.file.fault == Fault::Grows && n > 0);
         Ok(stat_of(self.file.data.len() as u64 + grown, self.file.ino))
     }

@@ -33,19 +33,18 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crossbeam_channel::{TryRecvError, bounded, unbounded};
 use rustix::fs::{FileType, Stat};
 
 use crate::digest::{Algorithm, Hasher};
 use crate::engine::lanes;
-use crate::engine::policy::{self, CHUNK, CHUNKS_AHEAD, FileKind, READ_AHEAD};
+use crate::engine::policy::{self, FileKind};
 use crate::engine::read::{Hashed, Hashing, changed, hash_reader, regular_state};
 use crate::engine::run::buffers::{Spares, WHOLE_BUDGET};
-use crate::engine::run::state::{
-    Busy, Chunk, Desk, Request, Shared, Stream, StreamFlags, Whole, lock,
-};
+use crate::engine::run::state::{Busy, Desk, Request, Shared, StreamFlags, Whole, lock};
 use crate::engine::source::{FileId, Source};
 use crate::engine::storage::Handle;
+
+mod stream;
 use crate::report::{Failure, Reason};
 use crate::signals;
 
@@ -535,88 +534,6 @@ impl<'a, R: Send + 'static> Reader<'a, R> {
         if lanes >= self.shared.lanes {
             self.hash_wholes();
         }
-    }
-
-    /// Streams a large file to a worker: see the module header. `false` if the reader was
-    /// given up on and must leave.
-    fn stream(
-        &mut self,
-        (seq, source, algorithm): (u64, Source, Algorithm),
-        handle: Box<dyn Handle>,
-        before: Stat,
-    ) -> bool {
-        // Not in storage while it waits for a place among the streams.
-        if !self.out_of_storage() {
-            return false;
-        }
-        // This reader is busy with one file for a while: what it holds and the requests it
-        // took go on without it.
-        self.flush();
-        self.give_back_taken();
-        let shared = self.shared;
-        let go_on = || !shared.stopping();
-        let Some(slot) = shared.stream_slots.take(go_on) else {
-            return true;
-        };
-        let size = before.st_size as u64;
-        let (chunks, from_reader) = bounded(CHUNKS_AHEAD);
-        let (spent, to_reader) = unbounded();
-        let flags = Arc::new(StreamFlags::default());
-        let name = source.into_name();
-        lock(&shared.streams).push(Stream {
-            seq,
-            name: name.clone(),
-            algorithm,
-            before: Box::new(before),
-            chunks: from_reader,
-            spent,
-            flags: Arc::clone(&flags),
-            _slot: slot,
-        });
-        shared.wake_a_worker();
-        handle.will_need(0, size.min(READ_AHEAD));
-        let mut advised = READ_AHEAD;
-        let mut offset = 0u64;
-        while offset < size {
-            if flags.timed_out.load(Ordering::Acquire) {
-                break;
-            }
-            let len = (size - offset).min(CHUNK as u64) as usize;
-            if advised < size && offset + READ_AHEAD / 2 >= advised {
-                handle.will_need(advised, READ_AHEAD.min(size - advised));
-                advised += READ_AHEAD;
-            }
-            let mut buf = match to_reader.try_recv() {
-                Ok(buf) => buf,
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => Vec::with_capacity(CHUNK),
-            };
-            buf.resize(len, 0);
-            if self.watched {
-                self.mark_busy(seq, name.clone(), Some(Arc::clone(&flags)));
-            }
-            let read = fill(&mut buf, |rest, done| {
-                handle.read_at(rest, offset + done as u64)
-            });
-            if !self.out_of_storage() {
-                return false;
-            }
-            let chunk = match read {
-                Ok(()) => Chunk::Data(buf),
-                Err(reason) => Chunk::Failed(reason),
-            };
-            let failed = matches!(chunk, Chunk::Failed(_));
-            // Waits while the worker is CHUNKS_AHEAD behind; fails once it gave up the file.
-            if chunks.send(chunk).is_err() || failed {
-                return true;
-            }
-            offset += len as u64;
-        }
-        let end = match handle.stat() {
-            Ok(after) => Chunk::End(Box::new(after)),
-            Err(e) => Chunk::Failed(e.into()),
-        };
-        let _ = chunks.send(end);
-        true
     }
 
     /// Puts the requests it took and has not started back at the front of the queue, for

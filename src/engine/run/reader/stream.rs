@@ -1,0 +1,109 @@
+//! Streaming one large file to a worker. Runs on a reader: the reader that opened the file
+//! reads it to its end, [`CHUNK`] at a time, [`CHUNKS_AHEAD`] ahead of the worker that
+//! hashes it, and asks the storage to read [`READ_AHEAD`] further ahead still, so that the
+//! device has a deep queue whatever its own read-ahead. While it streams, what it held goes
+//! on without it: its results are posted, the files it read whole hashed, and the requests
+//! it took put back in the queue.
+//!
+//! The chunks go through a bounded channel to the worker, and come back through another
+//! to be filled again: a stream allocates at most [`CHUNKS_AHEAD`] + 2 chunks. A reader
+//! blocked on a full channel waits for a worker, not for storage: it is not marked busy,
+//! and the stall timeout does not count that wait.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use crossbeam_channel::{TryRecvError, bounded, unbounded};
+use rustix::fs::Stat;
+
+use crate::digest::Algorithm;
+use crate::engine::policy::{CHUNK, CHUNKS_AHEAD, READ_AHEAD};
+use crate::engine::run::state::{Chunk, Stream, StreamFlags, lock};
+use crate::engine::source::Source;
+use crate::engine::storage::Handle;
+
+use super::{Reader, fill};
+
+impl<R: Send + 'static> Reader<'_, R> {
+    /// Streams a large file to a worker: see the module header. `false` if the reader was
+    /// given up on and must leave.
+    pub(super) fn stream(
+        &mut self,
+        (seq, source, algorithm): (u64, Source, Algorithm),
+        handle: Box<dyn Handle>,
+        before: Stat,
+    ) -> bool {
+        // Not in storage while it waits for a place among the streams.
+        if !self.out_of_storage() {
+            return false;
+        }
+        // This reader is busy with one file for a while: what it holds and the requests it
+        // took go on without it.
+        self.flush();
+        self.give_back_taken();
+        let shared = self.shared;
+        let go_on = || !shared.stopping();
+        let Some(slot) = shared.stream_slots.take(go_on) else {
+            return true;
+        };
+        let size = before.st_size as u64;
+        let (chunks, from_reader) = bounded(CHUNKS_AHEAD);
+        let (spent, to_reader) = unbounded();
+        let flags = Arc::new(StreamFlags::default());
+        let name = source.into_name();
+        lock(&shared.streams).push(Stream {
+            seq,
+            name: name.clone(),
+            algorithm,
+            before: Box::new(before),
+            chunks: from_reader,
+            spent,
+            flags: Arc::clone(&flags),
+            _slot: slot,
+        });
+        shared.wake_a_worker();
+        handle.will_need(0, size.min(READ_AHEAD));
+        let mut advised = READ_AHEAD;
+        let mut offset = 0u64;
+        while offset < size {
+            if flags.timed_out.load(Ordering::Acquire) {
+                break;
+            }
+            let len = (size - offset).min(CHUNK as u64) as usize;
+            if advised < size && offset + READ_AHEAD / 2 >= advised {
+                handle.will_need(advised, READ_AHEAD.min(size - advised));
+                advised += READ_AHEAD;
+            }
+            let mut buf = match to_reader.try_recv() {
+                Ok(buf) => buf,
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => Vec::with_capacity(CHUNK),
+            };
+            buf.resize(len, 0);
+            if self.watched {
+                self.mark_busy(seq, name.clone(), Some(Arc::clone(&flags)));
+            }
+            let read = fill(&mut buf, |rest, done| {
+                handle.read_at(rest, offset + done as u64)
+            });
+            if !self.out_of_storage() {
+                return false;
+            }
+            let chunk = match read {
+                Ok(()) => Chunk::Data(buf),
+                Err(reason) => Chunk::Failed(reason),
+            };
+            let failed = matches!(chunk, Chunk::Failed(_));
+            // Waits while the worker is CHUNKS_AHEAD behind; fails once it gave up the file.
+            if chunks.send(chunk).is_err() || failed {
+                return true;
+            }
+            offset += len as u64;
+        }
+        let end = match handle.stat() {
+            Ok(after) => Chunk::End(Box::new(after)),
+            Err(e) => Chunk::Failed(e.into()),
+        };
+        let _ = chunks.send(end);
+        true
+    }
+}
