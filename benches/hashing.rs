@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use sumpool::config::{CheckConfig, Command, Config, Format, HashConfig, IoSettings, Verbosity};
-use sumpool::digest::Algorithm;
+use sumpool::digest::Algorithms;
 use sumpool::engine::multibuf;
 use sumpool::engine::pool::Tuning;
 use sumpool::engine::read::{BLOCK_SIZE, HashOptions, hash_reader};
@@ -29,7 +29,7 @@ fn hash_in_memory(c: &mut Criterion) {
         }
         group.bench_with_input(BenchmarkId::from_parameter(size), &data, |b, data| {
             b.iter(|| {
-                hash_reader(Algorithm::Sha256, &mut black_box(&data[..]), &mut buf).map(|r| r.1)
+                hash_reader(Algorithms::SHA256, &mut black_box(&data[..]), &mut buf).map(|r| r.1)
             })
         });
     }

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 
 use crate::config::MergeConfig;
-use crate::format::parse::{Layout, parse_line, trim_record};
+use crate::format::parse::{Accept, Layout, parse_line, trim_record};
 use crate::format::records::{Record, RecordReader};
 use crate::format::state;
 use crate::report::{Report, is_broken_pipe};
@@ -96,7 +96,8 @@ impl Input {
             let Some(line) = trim_record(&buf, self.zero) else {
                 continue;
             };
-            let Ok(entry) = parse_line(line, &mut self.layout, None) else {
+            // Any algorithm: a merge needs the names only.
+            let Ok(entry) = parse_line(line, &mut self.layout, Accept::NAMES) else {
                 bail!("{}: line {} is not a checksum line", shown(), self.line_no);
             };
             let out_of_order = previous

@@ -39,7 +39,7 @@ use std::time::Instant;
 
 use rustix::fs::{Advice, FileType, Stat};
 
-use crate::digest::{Algorithm, Hasher};
+use crate::digest::{Algorithms, Hasher};
 use crate::engine::lanes::hash_wholes;
 use crate::engine::mapped::{WINDOW, Window};
 use crate::engine::policy::{IoPolicy, ReadOrder};
@@ -639,7 +639,7 @@ fn prepare<R: Send + 'static>(
 /// Reads a regular file whole into a buffer of the budget, for this reader's lanes.
 fn read_for_lanes<R: Send + 'static>(
     shared: &Shared<R>,
-    (seq, source, algorithm): (u64, Source, Algorithm),
+    (seq, source, algorithm): (u64, Source, Algorithms),
     file: File,
     before: Stat,
     outbox: &mut Outbox<'_, R>,
@@ -682,7 +682,7 @@ fn hand_over<R>(
     shared: &Shared<R>,
     seq: u64,
     source: Source,
-    algorithm: Algorithm,
+    algorithm: Algorithms,
     kind: ReadyKind,
 ) {
     let ready = Ready {
@@ -752,7 +752,7 @@ fn hash_small<R>(
     shared: &Shared<R>,
     file: &File,
     before: &Stat,
-    algorithm: Algorithm,
+    algorithm: Algorithms,
 ) -> Result<Digested, Reason> {
     let size = before.st_size as u64;
     let (digest, bytes) = with_block(|buf| {
@@ -797,7 +797,7 @@ fn hash_small<R>(
 }
 
 /// Hashes everything `reader` yields until its end: standard input, a FIFO, a device.
-fn hash_stream(reader: &mut impl Read, algorithm: Algorithm) -> Result<Digested, Reason> {
+fn hash_stream(reader: &mut impl Read, algorithm: Algorithms) -> Result<Digested, Reason> {
     let (digest, bytes) = with_block(|buf| hash_reader(algorithm, reader, buf))?;
     Ok(Digested {
         digest,
@@ -1068,7 +1068,7 @@ mod tests {
     use std::path::{Path, PathBuf};
 
     use super::take_requests;
-    use crate::digest::Algorithm;
+    use crate::digest::Algorithms;
     use crate::engine::policy::ReadOrder;
     use crate::engine::shared::Request;
     use crate::engine::source::{DirHandle, Source};
@@ -1086,7 +1086,7 @@ mod tests {
                     dir: dir.clone(),
                     ino,
                 },
-                algorithm: Algorithm::Sha256,
+                algorithm: Algorithms::SHA256,
                 unless: None,
                 promoted: false,
             })
@@ -1136,7 +1136,7 @@ mod tests {
         q.push_front(Request {
             seq: 99,
             source: Source::Path(PathBuf::from("named")),
-            algorithm: Algorithm::Sha256,
+            algorithm: Algorithms::SHA256,
             unless: None,
             promoted: false,
         });

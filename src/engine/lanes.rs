@@ -31,7 +31,7 @@ use std::time::Instant;
 
 use rustix::fs::Stat;
 
-use crate::digest::{Algorithm, Digest, Hasher};
+use crate::digest::{Algorithms, Digests, Hasher};
 use crate::engine::mapped::{Window, guarded};
 use crate::engine::multibuf::{self, BLOCK_LEN, INITIAL_STATE, MAX_LANES};
 use crate::engine::policy::maps_safely;
@@ -103,7 +103,7 @@ fn available(data: &LaneData) -> (&[u8], Option<&Window>) {
 
 impl Lane {
     fn new(ready: Ready, multi: bool) -> Lane {
-        let hash = if multi && ready.algorithm == Algorithm::Sha256 {
+        let hash = if multi && ready.algorithm == Algorithms::SHA256 {
             LaneHash::Multi(INITIAL_STATE)
         } else {
             LaneHash::Single(Box::new(Hasher::new(ready.algorithm)))
@@ -478,7 +478,7 @@ fn finish_lane(lane: Lane) -> Result<Hashing, Failure> {
     }
     let bytes = total + tail_len as u64;
     let digest = match hash {
-        LaneHash::Multi(sha) => Digest::from(multibuf::finish(sha, bytes, &tail[..tail_len])),
+        LaneHash::Multi(sha) => Digests::from(multibuf::finish(sha, bytes, &tail[..tail_len])),
         LaneHash::Single(hasher) => hasher.finalize(),
     };
     if let LaneData::Stream { file, before, .. } = &data {
@@ -524,7 +524,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::take_next;
-    use crate::digest::Algorithm;
+    use crate::digest::Algorithms;
     use crate::engine::shared::{BufferPool, Ready, ReadyKind, State};
 
     fn large(seq: u64, size: u64) -> Ready {
@@ -534,7 +534,7 @@ mod tests {
         Ready {
             seq,
             name: PathBuf::from(format!("f{seq}")),
-            algorithm: Algorithm::Sha256,
+            algorithm: Algorithms::SHA256,
             kind: ReadyKind::Large {
                 file: Arc::new(file),
                 before,
@@ -546,7 +546,7 @@ mod tests {
         Ready {
             seq,
             name: PathBuf::from(format!("f{seq}")),
-            algorithm: Algorithm::Sha256,
+            algorithm: Algorithms::SHA256,
             kind: ReadyKind::Whole {
                 data: pool.try_acquire(16).expect("room"),
                 state: None,

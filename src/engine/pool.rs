@@ -39,7 +39,7 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use rayon::ThreadPool;
 
-use crate::digest::Algorithm;
+use crate::digest::Algorithms;
 use crate::engine::io;
 use crate::engine::lanes;
 use crate::engine::policy::IoPolicy;
@@ -67,7 +67,7 @@ pub enum Plan<R> {
         /// What to hash.
         source: Source,
         /// With which algorithm.
-        algorithm: Algorithm,
+        algorithm: Algorithms,
         /// Do not read it if a stat of it, taken first, says this: the state recorded with
         /// its digest (`hash --update`). The result is then [`Hashing::Unchanged`].
         unless: Option<FileState>,

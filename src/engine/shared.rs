@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use rustix::fs::Stat;
 
-use crate::digest::Algorithm;
+use crate::digest::Algorithms;
 use crate::engine::mapped::Window;
 use crate::engine::policy::IoPolicy;
 use crate::engine::read::Hashing;
@@ -88,7 +88,7 @@ impl<R> Then<R> {
 pub(crate) struct Request {
     pub seq: u64,
     pub source: Source,
-    pub algorithm: Algorithm,
+    pub algorithm: Algorithms,
     pub unless: Option<FileState>,
     /// Moved to the front of the queue by the scout: a large file to start early.
     pub promoted: bool,
@@ -98,7 +98,7 @@ pub(crate) struct Request {
 pub(crate) struct Ready {
     pub seq: u64,
     pub name: PathBuf,
-    pub algorithm: Algorithm,
+    pub algorithm: Algorithms,
     pub kind: ReadyKind,
 }
 

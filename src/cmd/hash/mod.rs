@@ -21,7 +21,7 @@ use std::time::Instant;
 use anyhow::Context;
 
 use crate::config::{Config, Format, HashConfig, UpdateConfig};
-use crate::digest::Algorithm;
+use crate::digest::Algorithms;
 use crate::engine::load::load_manifest;
 use crate::engine::policy::{self, IoPolicy};
 use crate::engine::pool::{self, Completion, Engine, Plan, Sink, Tagged, Then};
@@ -121,7 +121,7 @@ pub fn run(
     let stdout_shares_terminal = target.is_none() && io::stdout().is_terminal();
     let mut progress = Progress::start(hash.progress, stdout_shares_terminal, true, counter(hash));
     let mut printer = Printer {
-        algorithm: options.algorithm,
+        algorithms: options.algorithm,
         lines,
         json,
         failed_sink: None,
@@ -170,6 +170,19 @@ pub fn run(
     }
     let verbose = hash.verbose.then_some((started, engine.io.reason.as_str()));
     write_end_messages(err, &report, update, verbose);
+    if hash.verbose {
+        let algorithms = options.algorithm;
+        // The multi-buffer lanes run SHA-256 alone (`engine::lanes`).
+        let lanes = if algorithms == Algorithms::SHA256 {
+            config
+                .tuning
+                .lanes
+                .clamp(1, crate::engine::multibuf::MAX_LANES)
+        } else {
+            1
+        };
+        super::write_implementations(err, algorithms.as_slice(), lanes);
+    }
     Ok(report)
 }
 
@@ -276,7 +289,8 @@ fn read_old_manifest(
     };
     let name = || update.manifest.display().to_string();
     let scan = Scan::begin(atomic.created());
-    let algorithm = hash.hash.algorithm;
+    // `cli` lets --update keep one algorithm only.
+    let algorithm = hash.hash.algorithm.first();
     let manifest = match fs::File::open(&update.manifest) {
         Ok(file) => load_manifest(file, algorithm, update.lines.zero, pool).with_context(name)?,
         Err(e) if e.kind() == io::ErrorKind::NotFound => Manifest::empty(algorithm),
@@ -350,7 +364,7 @@ fn sink_name(hash: &HashConfig, sink: Option<Destination>) -> String {
 fn hash_all(
     engine: &Engine<'_>,
     walk: Walk,
-    algorithm: Algorithm,
+    algorithm: Algorithms,
     updater: Option<&Arc<Updater>>,
     printer: &mut Printer,
 ) -> io::Result<Report> {
@@ -408,7 +422,8 @@ fn hash_all(
 /// Writes each outcome, in walk order, as a checksum line (with its state line, for
 /// `--update`) and as a JSON object, and keeps the report: the one place where `hash` prints.
 struct Printer<'a> {
-    algorithm: Algorithm,
+    /// The run's algorithms: one line each per file, in this order.
+    algorithms: Algorithms,
     /// Where checksum lines go, and their format.
     lines: Option<LineSink<'a>>,
     /// Where JSON objects go.
@@ -466,19 +481,15 @@ impl Printer<'_> {
         if let Some((format, out)) = &mut self.lines {
             self.line.clear();
             let name = path_bytes(&hashed.name);
-            format_line(&mut self.line, format, hashed.digest.as_bytes(), name);
+            for (algorithm, digest) in hashed.digest.iter() {
+                format_line(&mut self.line, format, algorithm, digest, name);
+            }
             out.write_all(&self.line)
                 .inspect_err(|_| self.failed_sink = Some(Destination::Lines))?;
         }
         if let Some(json) = &mut self.json {
-            json::write_file(
-                *json,
-                &hashed.name,
-                self.algorithm,
-                &hashed.digest,
-                hashed.bytes,
-            )
-            .inspect_err(|_| self.failed_sink = Some(Destination::Json))?;
+            json::write_file(*json, &hashed.name, &hashed.digest, hashed.bytes)
+                .inspect_err(|_| self.failed_sink = Some(Destination::Json))?;
         }
         self.report.hashed += 1;
         self.report.bytes += hashed.bytes;
@@ -490,7 +501,8 @@ impl Printer<'_> {
     fn print_updated(&mut self, updated: &Updated) -> io::Result<()> {
         if let Some((format, out)) = &mut self.lines {
             self.line.clear();
-            updated.write_lines(format, &mut self.scratch, &mut self.line);
+            let algorithm = self.algorithms.first();
+            updated.write_lines(format, algorithm, &mut self.scratch, &mut self.line);
             out.write_all(&self.line)
                 .inspect_err(|_| self.failed_sink = Some(Destination::Lines))?;
         }
@@ -498,7 +510,7 @@ impl Printer<'_> {
             let status = updated.status.word();
             let file = json::UpdatedFile {
                 path: &updated.name,
-                algorithm: self.algorithm,
+                algorithm: self.algorithms.first(),
                 digest: &updated.digest,
                 size: updated.size,
                 status,
