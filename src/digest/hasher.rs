@@ -18,9 +18,10 @@ pub struct Hasher {
 /// large buffer in turn.
 const PIECE: usize = 64 << 10;
 
-/// Below this, BLAKE3 hashes a buffer on the calling thread alone: splitting it over the pool
-/// costs more than it gains (the blake3 crate's docs put the break-even near 128 KiB).
-const BLAKE3_PARALLEL_MIN: usize = 128 << 10;
+/// The smallest buffer worth spreading over a pool: BLAKE3 over 2 cores (the `blake3_units`
+/// group of `benches/hashing.rs`) gained nothing from 128 KiB pieces, 1.5 x from 1 MiB, 1.8 x
+/// from 8 MiB and 2.0 x from the whole input at once.
+pub const PARALLEL_UNIT: usize = 1 << 20;
 
 impl Hasher {
     /// A fresh hasher for `algorithms`.
@@ -36,8 +37,9 @@ impl Hasher {
         }
     }
 
-    /// Feeds `data`. The engine calls it once per block or chunk (128 KiB to a few MiB), so
-    /// the dispatch costs nothing measurable.
+    /// Feeds `data`, on the calling thread (with the CPU's widest SIMD). The engine calls it
+    /// once per block or chunk (128 KiB to a few MiB), so the dispatch costs nothing
+    /// measurable.
     pub fn update(&mut self, data: &[u8]) {
         if self.rest.is_empty() {
             self.first.update(data);
@@ -48,6 +50,41 @@ impl Hasher {
             for state in &mut self.rest {
                 state.update(piece);
             }
+        }
+    }
+
+    /// Whether [`Hasher::update_in_pool`] can spread one buffer over several cores, and from
+    /// what size on: BLAKE3 alone (its tree hash splits anywhere), with buffers of
+    /// [`PARALLEL_UNIT`] or more. `None` for every other set: the others are sequential, and
+    /// several algorithms at once already keep a core busy.
+    pub fn parallel_unit(&self) -> Option<usize> {
+        (self.rest.is_empty() && matches!(self.first, State::Blake3(_))).then_some(PARALLEL_UNIT)
+    }
+
+    /// Feeds `data` as [`Hasher::update`] does, except that BLAKE3 spreads a buffer of
+    /// [`PARALLEL_UNIT`] or more over the rayon pool of the calling thread (`rayon::join`, the
+    /// blake3 crate's `update_rayon`); off a pool, and for everything else, it is `update`.
+    ///
+    /// Three things must hold where it is called, and the engine of today holds none of them,
+    /// so it calls `update` only:
+    ///
+    /// - the pool's other threads help only when they are idle *inside rayon*; a worker that
+    ///   waits on a condition variable never takes a share;
+    /// - no job of that pool may wait for this one: a thread that waits for a half someone
+    ///   stole runs other jobs of the pool meanwhile, and a long-running job picked up there
+    ///   (a worker loop started with `spawn`) would hold this hash until it ends: a hang;
+    /// - memory that may fault (a mapped file that shrinks) is read on every thread of the
+    ///   pool, so each must catch the fault, not only the caller.
+    pub fn update_in_pool(&mut self, data: &[u8]) {
+        match &mut self.first {
+            State::Blake3(h)
+                if self.rest.is_empty()
+                    && data.len() >= PARALLEL_UNIT
+                    && rayon::current_thread_index().is_some() =>
+            {
+                h.update_rayon(data);
+            }
+            _ => self.update(data),
         }
     }
 
@@ -108,15 +145,8 @@ impl State {
             State::Sha3_384(h) => h.update(data),
             State::Sha3_512(h) => h.update(data),
             State::Blake2b(h) => h.update(data),
-            // On a thread of a rayon pool, a large buffer is spread over the pool (see the
-            // module's header); anywhere else (a reader thread) rayon would start its global
-            // pool, so the buffer is hashed here, with the CPU's widest SIMD.
             State::Blake3(h) => {
-                if data.len() >= BLAKE3_PARALLEL_MIN && rayon::current_thread_index().is_some() {
-                    h.update_rayon(data);
-                } else {
-                    h.update(data);
-                }
+                h.update(data);
             }
         }
     }

@@ -12,11 +12,12 @@
 //! run time; [`Algorithm::implementation`] says which, for `--version` and `-v`.
 //!
 //! BLAKE3 is the one algorithm that can spread a single input over several cores (its tree
-//! hash). [`Hasher::update`] does that through rayon when it is given a large buffer on a
-//! thread of a rayon pool; rayon's `join` then runs on that pool (the run's hashing workers).
-//! The other threads only take part if they are idle inside rayon, and a part hashed on
-//! another thread reads the caller's buffer there: a caller that hands in memory that may
-//! fault (a mapped file that shrinks) must guard every thread of the pool, not only its own.
+//! hash). [`Hasher::update`] never does: it hashes on the calling thread, which is always
+//! safe. [`Hasher::update_in_pool`] spreads a large buffer over the caller's rayon pool, for an
+//! engine whose threads can share that way; its documentation says what such an engine must
+//! guarantee (idle workers inside rayon, no worker loop that a waiting thread could pick up,
+//! faults of mapped memory caught on every thread), and [`Hasher::parallel_unit`] tells an
+//! engine which hashers gain from it and from what buffer size.
 
 use std::fmt;
 use std::num::NonZeroU8;
@@ -26,7 +27,7 @@ use base64::Engine as _;
 mod hasher;
 mod selector;
 
-pub use hasher::Hasher;
+pub use hasher::{Hasher, PARALLEL_UNIT};
 pub use selector::{LengthError, Selector};
 
 /// One algorithm, as chosen with `-a` (and `-l`).
