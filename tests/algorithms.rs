@@ -392,10 +392,17 @@ fn mixed_algorithms_check_as_cksum_c() {
         run.code(0);
         list.extend_from_slice(&run.stdout);
         if i == 3 {
-            // A line of no algorithm, a tag with a bad digest, a truncated BLAKE2b length.
+            // A line of no algorithm, a tag with a bad digest, a truncated BLAKE2b length, a
+            // SHA-512 tag on a digest of SHA-256's length (improperly formatted, and named
+            // SHA512 in the warning), and a well-formed MD5 line of the wrong digest (FAILED:
+            // a tag names its algorithm, whatever the lines around it).
             list.extend_from_slice(b"not a checksum line\n");
             list.extend_from_slice(b"MD5 (f00000000) = 0123\n");
             list.extend_from_slice(b"BLAKE2b-7 (f00000000) = ab\n");
+            list.extend_from_slice(
+                format!("SHA512 (f00000000) = {}\n", "ab".repeat(32)).as_bytes(),
+            );
+            list.extend_from_slice(format!("MD5 (f00000000) = {}\n", "0".repeat(32)).as_bytes());
         }
     }
     write_file(d, b"MIXED", &list);

@@ -31,6 +31,11 @@ Examples:
   sumpool hash --exclude '*.tmp' --exclude .git src
   find . -name '*.iso' -print0 | sumpool hash --files-from - -0
   sumpool hash -a sha512 --tag big.iso         BSD line, as sha512sum --tag
+  sumpool hash -a blake3 dir > SUMS.b3         as b3sum writes them; b3sum -c reads them
+  sumpool hash -a blake2b -l 256 dir           as b2sum -l 256
+  sumpool hash -a sha3 -l 256 --tag dir        as cksum -a sha3 -l 256
+  sumpool hash -a sha256,md5 dir > SUMS        one read per file, two tagged lines; cksum -c SUMS
+  sumpool hash -a md5 --base64 --tag dir       as cksum -a md5 --base64
   sumpool hash --format json dir | jq .        JSON Lines
   sumpool hash --update SHA256SUMS data        re-read only what changed since last time
   sumpool hash --update SHA256SUMS --scrub 10 data   and a tenth of the rest, oldest first
@@ -48,6 +53,9 @@ SIGTERM, it writes out whole lines only and ends by that signal (status 130 or 1
 const CHECK_HELP: &str = "\
 Examples:
   sumpool check SHA256SUMS                     verify, as sha256sum -c
+  sumpool check MIXED                          tagged lines of several algorithms, as cksum -c
+  sumpool check -a md5 MD5SUMS                 untagged MD5 lines, as md5sum -c
+  sumpool check -a blake3 SUMS.b3              as b3sum -c
   sumpool check --quiet --ignore-missing SHA256SUMS
   sumpool hash -z dir > SUMS0 && sumpool check -z SUMS0
 
@@ -88,8 +96,9 @@ Exit status:
   0  merged
   2  usage error, or an input that is not a manifest in walk order";
 
-/// Checksum large trees of files with SHA-256 (or SHA-224/384/512), in parallel, in the exact
-/// format of GNU sha256sum, and verify them later.
+/// Checksum large trees of files in parallel, with SHA-256 or any algorithm of the *sum tools
+/// (MD5, SHA-1, SHA-2, SHA-3, BLAKE2b, BLAKE3), in the exact format of GNU sha256sum, md5sum,
+/// b2sum, cksum and b3sum, and verify them later.
 #[derive(Debug, Parser)]
 #[command(name = "sumpool", version, about, after_help = HASH_HELP, max_term_width = 100)]
 pub struct Cli {
@@ -99,10 +108,11 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum CliCommand {
-    /// Hash files and directory trees, printing one sha256sum line per file
+    /// Hash files and directory trees, printing one sha256sum (md5sum, b2sum, b3sum...) line per
+    /// file
     #[command(after_help = HASH_HELP)]
     Hash(HashArgs),
-    /// Verify files against checksum lists, exactly like `sha256sum -c`
+    /// Verify files against checksum lists, exactly like `sha256sum -c` and `cksum -c`
     #[command(after_help = CHECK_HELP)]
     Check(CheckArgs),
     /// Compare a tree with a manifest: changed, moved, new and missing files

@@ -225,19 +225,6 @@ fn check_lists(
     }
     if config.verbose {
         checker.write_verbose();
-        let io = format!("{PROGRAM}: I/O: {}\n", checker.engine.io.reason);
-        checker.stderr_line(&io);
-        if !checker.algorithms.is_empty() {
-            // Each line is hashed with its algorithm alone: SHA-256 lines run on the lanes.
-            let lanes = checker
-                .engine
-                .tuning
-                .lanes
-                .clamp(1, crate::engine::multibuf::MAX_LANES);
-            let mut line = Vec::new();
-            super::write_implementations(&mut line, &checker.algorithms, lanes);
-            checker.stderr_line(&String::from_utf8_lossy(&line));
-        }
     }
     Ok(CheckOutcome::Checked(all_ok))
 }
@@ -277,7 +264,25 @@ impl Checker<'_> {
         let _ = self.progress.stderr(self.err).write_all(line.as_bytes());
     }
 
+    /// The `-v` lines: counts, how the lists were read, and the code of each algorithm met.
     fn write_verbose(&mut self) {
+        self.write_counts();
+        let io = format!("{PROGRAM}: I/O: {}\n", self.engine.io.reason);
+        self.stderr_line(&io);
+        if !self.algorithms.is_empty() {
+            // Each line is hashed with its algorithm alone: SHA-256 lines run on the lanes.
+            let lanes = self
+                .engine
+                .tuning
+                .lanes
+                .clamp(1, crate::engine::multibuf::MAX_LANES);
+            let mut line = Vec::new();
+            super::write_implementations(&mut line, &self.algorithms, lanes);
+            self.stderr_line(&String::from_utf8_lossy(&line));
+        }
+    }
+
+    fn write_counts(&mut self) {
         let t = &self.total;
         let rate = if t.seconds > 0.0 {
             t.bytes as f64 / t.seconds / 1e6

@@ -148,7 +148,7 @@ impl Algorithm {
 
     /// The BLAKE2b of `bits` bits: a multiple of 8 from 8 to 512.
     pub fn blake2b(bits: u64) -> Option<Algorithm> {
-        if bits % 8 != 0 {
+        if !bits.is_multiple_of(8) {
             return None;
         }
         let bytes = usize::try_from(bits / 8).ok()?;
@@ -237,14 +237,10 @@ impl Algorithm {
             Algorithm::Blake3 => cpu::blake3(),
         }
     }
-
-    /// The name the command line and JSON use: `sha256`, `sha3-256`, `blake2b`, `blake2b-256`.
-    pub fn name(self) -> String {
-        self.to_string()
-    }
 }
 
 impl fmt::Display for Algorithm {
+    /// The name the command line and JSON use: `sha256`, `sha3-256`, `blake2b`, `blake2b-256`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Algorithm::Md5 => f.write_str("md5"),

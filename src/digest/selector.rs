@@ -67,7 +67,7 @@ impl Selector {
             Selector::Sha2 => Algorithm::sha2(bits).ok_or(LengthError::NotSha("SHA2")),
             Selector::Sha3 => Algorithm::sha3(bits).ok_or(LengthError::NotSha("SHA3")),
             Selector::Blake2b if bits > 512 => Err(LengthError::TooLong),
-            Selector::Blake2b if bits % 8 != 0 => Err(LengthError::NotMultipleOf8),
+            Selector::Blake2b if !bits.is_multiple_of(8) => Err(LengthError::NotMultipleOf8),
             Selector::Blake2b => Ok(Algorithm::blake2b(if bits == 0 { 512 } else { bits })
                 .unwrap_or(Algorithm::Blake2b(Blake2bLen::MAX))),
         }
@@ -143,7 +143,7 @@ impl Selector {
                 Algorithm::Sha3_512,
             ],
             Selector::Blake2b => {
-                let algorithm = if all_hex && field.len() % 2 == 0 {
+                let algorithm = if all_hex && field.len().is_multiple_of(2) {
                     Algorithm::blake2b(field.len() as u64 * 4)?
                 } else {
                     Algorithm::Blake2b(blake2b_len_of_base64(field)?)
@@ -163,7 +163,7 @@ impl Selector {
 /// exactly one number of bytes.
 fn blake2b_len_of_base64(field: &[u8]) -> Option<Blake2bLen> {
     let padding = field.iter().rev().take_while(|&&b| b == b'=').count();
-    if field.len() % 4 != 0 || padding > 2 {
+    if !field.len().is_multiple_of(4) || padding > 2 {
         return None;
     }
     let bytes = field.len() / 4 * 3 - padding;

@@ -506,15 +506,15 @@ mod tests {
             (format!("BLAKE3-256 (a) = {}", hex(64)), None),
             // Base64, told line by line: 44 letters are a SHA-256, 88 a SHA-512.
             (
-                format!("q6urq6urq6urq6urq6urq6urq6urq6urq6urq6urq6s=  a"),
+                "q6urq6urq6urq6urq6urq6urq6urq6urq6urq6urq6s=  a".to_owned(),
                 Some(Algorithm::Sha256),
             ),
             (
-                format!("SHA1 (a) = q6urq6urq6urq6urq6urq6urq6s="),
+                "SHA1 (a) = q6urq6urq6urq6urq6urq6urq6s=".to_owned(),
                 Some(Algorithm::Sha1),
             ),
             (
-                format!("BLAKE2b-256 (a) = q6urq6urq6urq6urq6urq6urq6urq6urq6urq6urq6s="),
+                "BLAKE2b-256 (a) = q6urq6urq6urq6urq6urq6urq6urq6urq6urq6urq6s=".to_owned(),
                 Algorithm::blake2b(256),
             ),
         ];

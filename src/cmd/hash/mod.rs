@@ -171,19 +171,23 @@ pub fn run(
     let verbose = hash.verbose.then_some((started, engine.io.reason.as_str()));
     write_end_messages(err, &report, update, verbose);
     if hash.verbose {
-        let algorithms = options.algorithm;
-        // The multi-buffer lanes run SHA-256 alone (`engine::lanes`).
-        let lanes = if algorithms == Algorithms::SHA256 {
-            config
-                .tuning
-                .lanes
-                .clamp(1, crate::engine::multibuf::MAX_LANES)
-        } else {
-            1
-        };
-        super::write_implementations(err, algorithms.as_slice(), lanes);
+        write_algorithms(err, options.algorithm, config);
     }
     Ok(report)
+}
+
+/// The `-v` line naming the code each algorithm ran.
+fn write_algorithms(err: &mut dyn Write, algorithms: Algorithms, config: &Config) {
+    // The multi-buffer lanes run SHA-256 alone (`engine::lanes`).
+    let lanes = if algorithms == Algorithms::SHA256 {
+        config
+            .tuning
+            .lanes
+            .clamp(1, crate::engine::multibuf::MAX_LANES)
+    } else {
+        1
+    };
+    super::write_implementations(err, algorithms.as_slice(), lanes);
 }
 
 /// The JSON summary line at the end of the run.
