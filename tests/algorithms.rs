@@ -17,7 +17,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use base64::Engine as _;
-use util::{Cmd, Run, pseudo_random, temp_dir, write_file};
+use util::{Cmd, Run, pseudo_random, stderr_lines, temp_dir, write_file};
 
 /// The sizes of the fixture's files.
 const SIZES: [usize; 25] = [
@@ -324,16 +324,6 @@ fn blake3_lines_match_b3sum() {
             .run()
             .code(0);
     }
-}
-
-fn stderr_lines(run: &Run, program: &str) -> Vec<String> {
-    run.stderr_text()
-        .lines()
-        .map(|l| match l.strip_prefix(program) {
-            Some(rest) => format!("PROG{rest}"),
-            None => l.to_owned(),
-        })
-        .collect()
 }
 
 /// `sumpool check OURS ARGS` and `tool -c ARGS` give the same stdout, the same stderr lines

@@ -6,7 +6,7 @@ mod util;
 
 use std::fs;
 
-use util::{Cmd, Run, sha256_hex, temp_dir, write_file};
+use util::{Cmd, Run, sha256_hex, stderr_lines, temp_dir, write_file};
 
 /// One differential case: files on disk, checksum lists, arguments, optional stdin.
 struct Case {
@@ -53,16 +53,6 @@ fn run_both(case: &Case) -> (Run, Run) {
     (ours.run(), gnu.run())
 }
 
-fn stderr_lines(run: &Run, program: &str) -> Vec<String> {
-    String::from_utf8_lossy(&run.stderr)
-        .lines()
-        .map(|l| {
-            l.strip_prefix(program)
-                .map(|rest| format!("PROG{rest}"))
-                .unwrap_or(l.to_owned())
-        })
-        .collect()
-}
 
 #[test]
 fn check_matches_sha256sum_rule_by_rule() {
