@@ -53,7 +53,6 @@ fn run_both(case: &Case) -> (Run, Run) {
     (ours.run(), gnu.run())
 }
 
-
 #[test]
 fn check_matches_sha256sum_rule_by_rule() {
     let a: &[u8] = b"abc";

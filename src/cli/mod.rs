@@ -365,7 +365,8 @@ struct CheckArgs {
     )]
     algorithm: Option<String>,
 
-    #[arg(short = 'l', long, value_name = "BITS", help = algorithm::LENGTH_HELP, overrides_with = "length")]
+    /// With -a blake2b, sha2 or sha3: accept only lines of this digest length in bits
+    #[arg(short = 'l', long, value_name = "BITS", overrides_with = "length")]
     length: Option<String>,
 
     /// Do not print OK for each successfully verified file
