@@ -90,11 +90,9 @@ impl Hasher {
 
     /// The digests of everything fed.
     pub fn finalize(self) -> Digests {
-        Digests {
-            algorithms: self.algorithms,
-            first: self.first.finalize(),
-            rest: self.rest.into_iter().map(State::finalize).collect(),
-        }
+        let first = self.first.finalize();
+        let rest = self.rest.into_iter().map(State::finalize).collect();
+        Digests::new(self.algorithms, first, rest)
     }
 }
 
@@ -106,10 +104,12 @@ enum State {
     Sha256(sha2::Sha256),
     Sha384(sha2::Sha384),
     Sha512(sha2::Sha512),
-    Sha3_224(sha3::Sha3_224),
-    Sha3_256(sha3::Sha3_256),
-    Sha3_384(sha3::Sha3_384),
-    Sha3_512(sha3::Sha3_512),
+    // Boxed, as the BLAKE states: a Keccak state and its buffer are 350 bytes, and the
+    // hasher of a tiny file is made on the stack of a reader, once per file.
+    Sha3_224(Box<sha3::Sha3_224>),
+    Sha3_256(Box<sha3::Sha3_256>),
+    Sha3_384(Box<sha3::Sha3_384>),
+    Sha3_512(Box<sha3::Sha3_512>),
     Blake2b(Box<Blake2b>),
     Blake3(Box<blake3::Hasher>),
 }
@@ -123,10 +123,10 @@ impl State {
             Algorithm::Sha256 => State::Sha256(sha2::Sha256::new()),
             Algorithm::Sha384 => State::Sha384(sha2::Sha384::new()),
             Algorithm::Sha512 => State::Sha512(sha2::Sha512::new()),
-            Algorithm::Sha3_224 => State::Sha3_224(sha3::Sha3_224::new()),
-            Algorithm::Sha3_256 => State::Sha3_256(sha3::Sha3_256::new()),
-            Algorithm::Sha3_384 => State::Sha3_384(sha3::Sha3_384::new()),
-            Algorithm::Sha3_512 => State::Sha3_512(sha3::Sha3_512::new()),
+            Algorithm::Sha3_224 => State::Sha3_224(Box::default()),
+            Algorithm::Sha3_256 => State::Sha3_256(Box::default()),
+            Algorithm::Sha3_384 => State::Sha3_384(Box::default()),
+            Algorithm::Sha3_512 => State::Sha3_512(Box::default()),
             Algorithm::Blake2b(len) => State::Blake2b(Box::new(Blake2b::new(len))),
             Algorithm::Blake3 => State::Blake3(Box::new(blake3::Hasher::new())),
         }

@@ -333,7 +333,7 @@ pub const MAX_ALGORITHMS: usize = Algorithm::ALL.len();
 /// The algorithms of one run or one item, in the order their lines are printed: one, or a
 /// few computed from the same read (`-a sha256,md5`). Small and `Copy`: it is all the engine
 /// knows of what it computes.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Eq)]
 pub struct Algorithms {
     list: [Algorithm; MAX_ALGORITHMS],
     len: u8,
@@ -402,6 +402,19 @@ impl Algorithms {
     /// Whether there is exactly one.
     pub fn is_single(&self) -> bool {
         self.len == 1
+    }
+}
+
+impl PartialEq for Algorithms {
+    /// The same algorithms in the same order (the unused slots do not count).
+    fn eq(&self, other: &Algorithms) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl std::hash::Hash for Algorithms {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_slice().hash(state);
     }
 }
 
@@ -590,16 +603,36 @@ impl fmt::Debug for Digest {
 /// The digests of one input: one per algorithm of its [`Algorithms`], in the same order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Digests {
-    algorithms: Algorithms,
+    /// The algorithm of `first`.
+    algorithm: Algorithm,
     first: Digest,
-    /// The digests after the first; empty (not allocated) for one algorithm.
+    /// With several algorithms, all of them and the digests after the first; `None` (nothing
+    /// allocated, and a result that stays small on its way to the printing thread) for one.
+    more: Option<Box<More>>,
+}
+
+/// The algorithms and digests after the first of a [`Digests`] of several.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct More {
+    algorithms: Algorithms,
     rest: Vec<Digest>,
 }
 
 impl Digests {
+    /// The digests of `algorithms`, in order (as many as there are algorithms).
+    pub(crate) fn new(algorithms: Algorithms, first: Digest, rest: Vec<Digest>) -> Digests {
+        Digests {
+            algorithm: algorithms.first(),
+            first,
+            more: (!rest.is_empty()).then(|| Box::new(More { algorithms, rest })),
+        }
+    }
+
     /// The algorithms, in order.
     pub fn algorithms(&self) -> Algorithms {
-        self.algorithms
+        self.more
+            .as_ref()
+            .map_or(Algorithms::one(self.algorithm), |more| more.algorithms)
     }
 
     /// The first digest (for one algorithm, the only one).
@@ -609,8 +642,12 @@ impl Digests {
 
     /// Each algorithm with its digest, in order.
     pub fn iter(&self) -> impl Iterator<Item = (Algorithm, &Digest)> {
-        let digests = std::iter::once(&self.first).chain(&self.rest);
-        self.algorithms.as_slice().iter().copied().zip(digests)
+        let rest = self.more.as_ref().map_or(&[][..], |more| &more.rest[..]);
+        let algorithms = self
+            .more
+            .as_ref()
+            .map_or(&[][..], |more| &more.algorithms.as_slice()[1..]);
+        std::iter::once((self.algorithm, &self.first)).chain(algorithms.iter().copied().zip(rest))
     }
 }
 
@@ -623,9 +660,9 @@ impl From<[u8; 32]> for Digests {
         };
         first.bytes[..32].copy_from_slice(&bytes);
         Digests {
-            algorithms: Algorithms::SHA256,
+            algorithm: Algorithm::Sha256,
             first,
-            rest: Vec::new(),
+            more: None,
         }
     }
 }
