@@ -1,5 +1,6 @@
-//! Criterion benchmarks: the hashing core on in-memory data (one stream through sha2, and
-//! several files at once through `multibuf`), and whole `hash` and `check` runs over small
+//! Criterion benchmarks: the hashing core on in-memory data (one stream through sha2, every
+//! algorithm on one thread, BLAKE3 spread over a pool by the size of the buffers it is handed,
+//! and several files at once through `multibuf`), and whole `hash` and `check` runs over small
 //! generated trees, with and without lanes, through the same `sumpool::run` the binary calls.
 //!
 //! Whole-process comparisons with other tools live in `benches/compare.sh`.
@@ -10,12 +11,12 @@ use std::path::{Path, PathBuf};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use sumpool::config::{CheckConfig, Command, Config, Format, HashConfig, IoSettings, Verbosity};
-use sumpool::digest::Algorithm;
+use sumpool::digest::{Algorithm, Algorithms, Hasher};
 use sumpool::engine::Tuning;
 use sumpool::engine::multibuf;
 use sumpool::engine::read::{BLOCK_SIZE, HashOptions, hash_reader};
 use sumpool::engine::walk::WalkOptions;
-use sumpool::format::line::{LineFormat, LineStyle};
+use sumpool::format::line::{Encoding, LineFormat, LineStyle};
 use sumpool::progress::ProgressMode;
 
 fn hash_in_memory(c: &mut Criterion) {
@@ -29,7 +30,63 @@ fn hash_in_memory(c: &mut Criterion) {
         }
         group.bench_with_input(BenchmarkId::from_parameter(size), &data, |b, data| {
             b.iter(|| {
-                hash_reader(Algorithm::Sha256, &mut black_box(&data[..]), &mut buf).map(|r| r.1)
+                hash_reader(Algorithms::SHA256, &mut black_box(&data[..]), &mut buf).map(|r| r.1)
+            })
+        });
+    }
+    group.finish();
+}
+
+/// 16 MiB through each algorithm on one thread: what each crate does on this CPU.
+fn every_algorithm(c: &mut Criterion) {
+    let mut group = c.benchmark_group("algorithm");
+    let size = 16 << 20;
+    let data: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
+    group.throughput(Throughput::Bytes(size as u64));
+    group.sample_size(10);
+    for algorithm in Algorithm::ALL {
+        group.bench_function(BenchmarkId::from_parameter(algorithm), |b| {
+            b.iter(|| {
+                let mut hasher = Hasher::new(Algorithms::one(algorithm));
+                hasher.update(black_box(&data));
+                hasher.finalize()
+            })
+        });
+    }
+    group.finish();
+}
+
+/// BLAKE3 of 256 MiB on a pool of two threads that are idle inside rayon, fed to
+/// `Hasher::update_in_pool` in pieces from 128 KiB to the whole: how large the buffers an
+/// engine hands it must be for one file to use both cores (the engine of today hands 128 KiB
+/// steps from 1 MiB chunks and 2 MiB mapped windows, and calls `update`, one core).
+fn blake3_units(c: &mut Criterion) {
+    let mut group = c.benchmark_group("blake3_units");
+    let size = 256 << 20;
+    let data: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .expect("pool");
+    group.throughput(Throughput::Bytes(size as u64));
+    group.sample_size(10);
+    group.bench_function("update, one thread", |b| {
+        b.iter(|| {
+            let mut hasher = Hasher::new(Algorithms::one(Algorithm::Blake3));
+            hasher.update(black_box(&data));
+            hasher.finalize()
+        })
+    });
+    for unit in [128 << 10, 1 << 20, 2 << 20, 8 << 20, 32 << 20, size] {
+        group.bench_function(BenchmarkId::new("update_in_pool", unit >> 10), |b| {
+            b.iter(|| {
+                pool.install(|| {
+                    let mut hasher = Hasher::new(Algorithms::one(Algorithm::Blake3));
+                    for piece in black_box(&data).chunks(unit) {
+                        hasher.update_in_pool(piece);
+                    }
+                    hasher.finalize()
+                })
             })
         });
     }
@@ -90,7 +147,7 @@ fn hash_config(root: PathBuf, jobs: usize, lanes: usize) -> Config {
             format: Format::Text(LineFormat {
                 style: LineStyle::Gnu,
                 zero: false,
-                tag: "SHA256",
+                encoding: Encoding::Hex,
             }),
             hash: HashOptions::default(),
             output: None,
@@ -145,5 +202,12 @@ fn whole_runs(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, hash_in_memory, multibuf_lanes, whole_runs);
+criterion_group!(
+    benches,
+    hash_in_memory,
+    every_algorithm,
+    blake3_units,
+    multibuf_lanes,
+    whole_runs
+);
 criterion_main!(benches);

@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::digest::Algorithm;
+use crate::digest::{Algorithm, Selector};
 use crate::engine::Tuning;
 use crate::engine::read::HashOptions;
 use crate::engine::walk::WalkOptions;
@@ -163,9 +163,10 @@ pub struct CheckConfig {
     pub ignore_missing: bool,
     /// Lists are NUL-terminated records (as `sumpool hash -z` writes them).
     pub zero: bool,
-    /// Accept only lines of this algorithm, as `sha256sum -c` does; `None` takes each line's
-    /// algorithm from its tag or digest length.
-    pub algorithm: Option<Algorithm>,
+    /// Accept only lines of this algorithm (or family), as `cksum -a ALGORITHM -c` does;
+    /// `None` takes a tagged line's algorithm from its tag, and an untagged line's (SHA-2)
+    /// from its digest length.
+    pub algorithm: Option<Selector>,
     /// Write results as JSON Lines instead of GNU's text.
     pub json: bool,
     /// Print a summary of the run on stderr at the end.

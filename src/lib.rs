@@ -1,7 +1,8 @@
-//! sumpool checksums large trees of files with SHA-256 (or SHA-224/384/512) on a pool of threads
-//! and prints lines byte-identical to GNU coreutils `sha256sum`, so its output can be verified by
-//! `sha256sum -c`; it also verifies lists (`check`), compares a tree with a manifest (`audit`) and
-//! merges shard manifests (`merge`).
+//! sumpool checksums large trees of files with SHA-256 (or MD5, SHA-1, SHA-2, SHA-3, BLAKE2b,
+//! BLAKE3, several from one read) on a pool of threads and prints lines byte-identical to GNU
+//! coreutils `sha256sum` (`md5sum`, `b2sum`, `cksum -a`, and `b3sum`), so its output can be
+//! verified by those tools; it also verifies lists (`check`), compares a tree with a manifest
+//! (`audit`) and merges shard manifests (`merge`).
 //!
 //! # The pipeline
 //!
@@ -20,14 +21,14 @@
 //!   what a user types; each module is the whole story of one command, and no command reaches into
 //!   another.
 //! - [`engine`]: everything between a list of inputs and a stream of digests: walking, scheduling,
-//!   reading, the SHA-256 kernels. "engine" because it has no opinion on what the digests are for;
+//!   reading, the SHA-256 lanes. "engine" because it has no opinion on what the digests are for;
 //!   all four commands run on it.
 //! - [`format`](mod@format): bytes in and out: the GNU line writer and escaping, the checksum-line
 //!   parser, JSON Lines, the quoting of names in messages, the record reader. Pure functions over
 //!   bytes; nothing in it touches a file system or a thread.
 //! - Flat at the top, what every stage shares: [`config`] (the settings, one type per command),
 //!   [`report`] (failures, the tally, exit codes), [`progress`] (the bar), [`signals`] (the orderly
-//!   stop), [`digest`] (algorithms and digests).
+//!   stop), [`digest`] (the algorithms, their digests and the one hasher the engine calls).
 //!
 //! Imports go one way, down this list: `cli`, `cmd`, `config`, `engine`, `progress`, `report`,
 //!   `format`, then `digest` and `signals`. `cli` and `cmd` both read `config` (it is the contract

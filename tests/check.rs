@@ -6,7 +6,7 @@ mod util;
 
 use std::fs;
 
-use util::{Cmd, Run, sha256_hex, temp_dir, write_file};
+use util::{Cmd, Run, sha256_hex, stderr_lines, temp_dir, write_file};
 
 /// One differential case: files on disk, checksum lists, arguments, optional stdin.
 struct Case {
@@ -51,17 +51,6 @@ fn run_both(case: &Case) -> (Run, Run) {
         gnu = gnu.stdin(stdin.clone());
     }
     (ours.run(), gnu.run())
-}
-
-fn stderr_lines(run: &Run, program: &str) -> Vec<String> {
-    String::from_utf8_lossy(&run.stderr)
-        .lines()
-        .map(|l| {
-            l.strip_prefix(program)
-                .map(|rest| format!("PROG{rest}"))
-                .unwrap_or(l.to_owned())
-        })
-        .collect()
 }
 
 #[test]
@@ -172,7 +161,10 @@ fn check_matches_sha256sum_rule_by_rule() {
             vec!["L"],
         ),
         case(
-            "rejected lines: lengths, escapes, other algorithms",
+            // Lines tagged with other algorithms are read as `cksum -c` reads them (a tag
+            // names its algorithm, and warnings its type): `tests/algorithms.rs` compares
+            // those with `cksum -c`.
+            "rejected lines: lengths, escapes",
             base(),
             vec![(
                 "L",
@@ -181,8 +173,6 @@ fn check_matches_sha256sum_rule_by_rule() {
                     b(format!("{}  a", &ha[2..])),
                     b(format!("\\{ha}  a\\tb")),
                     b(format!("\\{ha}  a\\")),
-                    b(format!("SHA512 (a) = {ha}")),
-                    b(format!("MD5 (a) = {}", &ha[..32])),
                     b(format!("SHA256 (a) = {ha} ")),
                     b(format!("SHA256  (a) = {ha}")),
                     b(ha.clone()),

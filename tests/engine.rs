@@ -16,7 +16,7 @@ use sumpool::config::{Command, Config, Format, HashConfig, IoSettings};
 use sumpool::engine::Tuning;
 use sumpool::engine::read::HashOptions;
 use sumpool::engine::walk::WalkOptions;
-use sumpool::format::line::{LineFormat, LineStyle};
+use sumpool::format::line::{Encoding, LineFormat, LineStyle};
 use sumpool::progress::ProgressMode;
 
 use util::{pseudo_random, sha256_hex, temp_dir, write_file};
@@ -63,7 +63,7 @@ fn config(input: &Path, readers: usize, jobs: usize, tuning: Tuning) -> Config {
             format: Format::Text(LineFormat {
                 style: LineStyle::Gnu,
                 zero: false,
-                tag: "SHA256",
+                encoding: Encoding::Hex,
             }),
             hash: HashOptions::default(),
             output: None,

@@ -586,7 +586,19 @@ fn completions_manual_and_help() {
 }
 
 /// `--version` (and `-V`) name the version and the SHA-256 path this CPU takes: the SHA
-/// extensions with interleaved lanes where /proc/cpuinfo lists `sha_ni`, else the portable code.
+/// extensions with interleaved lanes where /proc/cpuinfo lists `sha_ni`, else the portable code;
+/// then the code of every other algorithm, as /proc/cpuinfo's flags say the crates pick it.
+/// Whether /proc/cpuinfo lists `flag` for the CPU.
+fn text_has_flag(flag: &str) -> bool {
+    fs::read_to_string("/proc/cpuinfo")
+        .map(|text| {
+            text.lines()
+                .filter(|l| l.starts_with("flags"))
+                .any(|l| l.split_whitespace().any(|f| f == flag))
+        })
+        .unwrap_or(false)
+}
+
 #[test]
 fn version_names_the_sha256_path_of_this_cpu() {
     let cpu_has_sha = fs::read_to_string("/proc/cpuinfo")
@@ -615,7 +627,33 @@ fn version_names_the_sha256_path_of_this_cpu() {
         } else {
             assert!(sha.starts_with("SHA-256: portable"), "{text}");
         }
-        let build = lines.get(2).copied().unwrap_or_default();
+        let flag_of = |name: &str| text_has_flag(name);
+        let sha512 = if flag_of("avx2") { "AVX2" } else { "portable" };
+        let blake3 = if flag_of("avx512f") && flag_of("avx512vl") {
+            "AVX-512"
+        } else if flag_of("avx2") {
+            "AVX2"
+        } else {
+            "SSE4.1"
+        };
+        if cfg!(target_arch = "x86_64") {
+            let sha = if cpu_has_sha {
+                "SHA extensions"
+            } else {
+                "portable"
+            };
+            let want = [
+                format!("SHA-224: {sha}"),
+                format!("SHA-384, SHA-512: {sha512}"),
+                format!("SHA-1: {sha}"),
+                "MD5: portable".to_owned(),
+                "SHA-3: portable".to_owned(),
+                "BLAKE2b: portable".to_owned(),
+                format!("BLAKE3: {blake3}"),
+            ];
+            assert_eq!(lines[2..lines.len() - 1], want, "{text}");
+        }
+        let build = lines.last().copied().unwrap_or_default();
         assert!(build.starts_with("build: x86_64-linux, ") || !cfg!(target_arch = "x86_64"));
         // The test build is the dynamic one.
         assert!(build.ends_with("dynamically linked"), "{text}");

@@ -35,7 +35,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::config::{AuditConfig, Config};
-use crate::digest::Digest;
+use crate::digest::{Algorithms, Digest};
 use crate::engine::load::load_manifest;
 use crate::engine::policy;
 use crate::engine::read::{Hashed, Hashing};
@@ -255,7 +255,7 @@ fn compare_tree(
     sink: &mut AuditSink<'_>,
 ) -> io::Result<Completion> {
     let walk = Walk::new(audit.inputs.clone().into_iter().map(Ok), audit.walk.clone());
-    let algorithm = audit.algorithm;
+    let algorithm = Algorithms::one(audit.algorithm);
     let plan = |entry: Entry| match entry {
         Entry::Hash(source) => Plan::Hash {
             source,
@@ -357,10 +357,11 @@ impl Audited {
     fn classify(&mut self, hashed: &Hashed) -> Option<Difference> {
         let manifest = &self.manifest;
         let name = normalize(path_bytes(&hashed.name));
-        let found = Some(hashed.digest);
+        // An audit compares with a manifest of one algorithm: the run's only digest.
+        let found = Some(*hashed.digest.first());
         if let Some(i) = manifest.find(name) {
             self.seen[i] = Seen::Yes;
-            if manifest.digest(i) == hashed.digest.as_bytes() {
+            if manifest.digest(i) == hashed.digest.first().as_bytes() {
                 return None;
             }
             let class = match manifest.state(i) {
@@ -385,11 +386,13 @@ impl Audited {
             });
         }
         // Not listed: moved here, if a listed file with this content is gone from the disk.
-        let gone = manifest.with_digest(hashed.digest.as_bytes()).find(|&i| {
-            self.seen[i] == Seen::No
-                && fs::symlink_metadata(Path::new(OsStr::from_bytes(manifest.name(i))))
-                    .is_err_and(|e| e.kind() == io::ErrorKind::NotFound)
-        });
+        let gone = manifest
+            .with_digest(hashed.digest.first().as_bytes())
+            .find(|&i| {
+                self.seen[i] == Seen::No
+                    && fs::symlink_metadata(Path::new(OsStr::from_bytes(manifest.name(i))))
+                        .is_err_and(|e| e.kind() == io::ErrorKind::NotFound)
+            });
         let (class, from) = match gone {
             Some(i) => {
                 self.seen[i] = Seen::MovedAway;

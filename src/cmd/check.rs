@@ -1,7 +1,11 @@
-//! `sumpool check`: read checksum lists and verify the files they name, as `sha256sum -c`.
+//! `sumpool check`: read checksum lists and verify the files they name, as `sha256sum -c` and
+//! `cksum -c`.
 //!
 //! The lines are parsed by `format::parse` (pure, table-tested, and differential-tested against the
-//! real `sha256sum -c` in `tests/check.rs`). [`run`] streams each list through the same pool as
+//! real `sha256sum -c` in `tests/check.rs` and `cksum -c` in `tests/algorithms.rs`). A tagged line
+//! names its own algorithm, so one list may mix MD5, SHA-256 and BLAKE2b-256 lines; each line is
+//! verified with its algorithm (a file listed under two algorithms is read once per line, as
+//! `cksum -c` reads it). [`run`] streams each list through the same pool as
 //! `hash`, verifies the named files and prints results, warnings and the exit status the way GNU
 //! does. Hashing itself is the engine's job; quoting and escaping of names is `format`'s.
 //!
@@ -23,14 +27,14 @@ use std::time::Instant;
 use anyhow::Context;
 
 use crate::config::{CheckConfig, Config, Verbosity};
-use crate::digest::Algorithm;
+use crate::digest::{Algorithm, Algorithms};
 use crate::engine::policy;
 use crate::engine::read::Hashing;
 use crate::engine::run::{self as pool, Engine, Plan, Sink, Then};
 use crate::engine::source::Source;
 use crate::format::json;
 use crate::format::line::escape_check_name;
-use crate::format::parse::{Entry, Layout, parse_line, trim_record};
+use crate::format::parse::{Accept, Entry, Layout, parse_line, tag_name, trim_record};
 use crate::format::records::{Record, RecordReader};
 use crate::progress::{Counter, Progress, ProgressStderr, Totals};
 use crate::report::{Failure, PROGRAM, Reason, Report, write_message};
@@ -39,8 +43,9 @@ use crate::report::{Failure, PROGRAM, Reason, Report, write_message};
 enum Item {
     /// A well-formed line to verify.
     Verify(Entry),
-    /// An improperly formatted line, by line number.
-    Bad(u64),
+    /// An improperly formatted line, by line number, and the digest type GNU names in its
+    /// warning.
+    Bad(u64, String),
     /// The list could not be read further. GNU 9.1 reports only "read error", without the
     /// cause, so the cause is not carried.
     ReadError,
@@ -64,7 +69,7 @@ enum Verdict {
         reason: Reason,
     },
     /// Passed through from [`Item::Bad`].
-    Bad(u64),
+    Bad(u64, String),
     /// Passed through from [`Item::ReadError`].
     ReadError,
 }
@@ -121,6 +126,8 @@ struct Checker<'a> {
     progress: Progress,
     /// Totals over all lists, for `-v` and the JSON summary.
     total: json::CheckSummary,
+    /// The algorithms of the lines verified, in the order first met, for `-v`.
+    algorithms: Vec<Algorithm>,
 }
 
 /// Runs `sumpool check`: verifies every list, writing results to `out` and diagnostics to
@@ -181,6 +188,7 @@ fn check_lists(
         err,
         progress,
         total: json::CheckSummary::default(),
+        algorithms: Vec::new(),
     };
     let mut all_ok = true;
     for list in lists {
@@ -218,8 +226,6 @@ fn check_lists(
     }
     if config.verbose {
         checker.write_verbose();
-        let io = format!("{PROGRAM}: I/O: {}\n", checker.engine.io.reason);
-        checker.stderr_line(&io);
     }
     Ok(CheckOutcome::Checked(all_ok))
 }
@@ -259,7 +265,25 @@ impl Checker<'_> {
         let _ = self.progress.stderr(self.err).write_all(line.as_bytes());
     }
 
+    /// The `-v` lines: counts, how the lists were read, and the code of each algorithm met.
     fn write_verbose(&mut self) {
+        self.write_counts();
+        let io = format!("{PROGRAM}: I/O: {}\n", self.engine.io.reason);
+        self.stderr_line(&io);
+        if !self.algorithms.is_empty() {
+            // Each line is hashed with its algorithm alone: SHA-256 lines run on the lanes.
+            let lanes = self
+                .engine
+                .tuning
+                .lanes
+                .clamp(1, crate::engine::multibuf::MAX_LANES);
+            let mut line = Vec::new();
+            super::write_implementations(&mut line, &self.algorithms, lanes);
+            self.stderr_line(&String::from_utf8_lossy(&line));
+        }
+    }
+
+    fn write_counts(&mut self) {
         let t = &self.total;
         let rate = if t.seconds > 0.0 {
             t.bytes as f64 / t.seconds / 1e6
@@ -292,13 +316,17 @@ impl Checker<'_> {
             done: false,
             zero: config.zero,
             is_stdin: source.is_stdin,
-            only: config.algorithm,
+            accept: config.algorithm.map_or(Accept::ANY, Accept::only),
+            type_name: config
+                .algorithm
+                .map_or_else(|| Algorithm::Sha256.tag(), |s| s.type_name()),
+            fixed_type: config.algorithm.is_some(),
             layout: &mut self.layout,
         };
         let ignore_missing = config.ignore_missing;
         let plan = |item: Item| match item {
             Item::Verify(entry) => verify(entry, ignore_missing),
-            Item::Bad(n) => Plan::Done(Verdict::Bad(n)),
+            Item::Bad(n, type_name) => Plan::Done(Verdict::Bad(n, type_name)),
             Item::ReadError => Plan::Done(Verdict::ReadError),
         };
         let mut printer = ListPrinter {
@@ -309,6 +337,7 @@ impl Checker<'_> {
             progress: &self.progress,
             tally: Tally::default(),
             line: Vec::with_capacity(256),
+            algorithms: &mut self.algorithms,
         };
         let completion = pool::run(&self.engine, items, plan, &mut printer)?;
         let tally = printer.tally;
@@ -389,9 +418,23 @@ struct ListItems<'a, R> {
     zero: bool,
     /// The list is standard input, so a line naming `-` is improperly formatted.
     is_stdin: bool,
-    only: Option<Algorithm>,
+    /// Which lines `-a` lets through.
+    accept: Accept,
+    /// The digest type named in warnings about improperly formatted lines: `-a`'s, or
+    /// without it, as `cksum -c` names it, the last tag met (this line's included; SHA256,
+    /// sumpool's default, before any).
+    type_name: String,
+    /// `-a` was given: the type never changes.
+    fixed_type: bool,
     /// GNU keeps the untagged layout across all the lists of one run.
     layout: &'a mut Layout,
+}
+
+impl<R> ListItems<'_, R> {
+    /// An improperly formatted line, with the digest type its warning names.
+    fn bad(&self) -> Item {
+        Item::Bad(self.line_no, self.type_name.clone())
+    }
 }
 
 impl<R: Read> Iterator for ListItems<'_, R> {
@@ -409,18 +452,23 @@ impl<R: Read> Iterator for ListItems<'_, R> {
             };
             self.line_no += 1;
             if let Record::TooLong = record {
-                return Some(Item::Bad(self.line_no));
+                return Some(self.bad());
             }
             let Some(line) = trim_record(&self.buf, self.zero) else {
                 continue;
             };
-            if !self.zero && line.contains(&0) {
-                return Some(Item::Bad(self.line_no));
+            if !self.fixed_type
+                && let Some(name) = tag_name(line)
+            {
+                name.clone_into(&mut self.type_name);
             }
-            return Some(match parse_line(line, self.layout, self.only) {
-                Ok(entry) if self.is_stdin && entry.name == b"-" => Item::Bad(self.line_no),
+            if !self.zero && line.contains(&0) {
+                return Some(self.bad());
+            }
+            return Some(match parse_line(line, self.layout, self.accept) {
+                Ok(entry) if self.is_stdin && entry.name == b"-" => self.bad(),
                 Ok(entry) => Item::Verify(entry),
-                Err(_) => Item::Bad(self.line_no),
+                Err(_) => self.bad(),
             });
         }
         None
@@ -438,6 +486,8 @@ struct ListPrinter<'a> {
     tally: Tally,
     /// The line being written, reused.
     line: Vec<u8>,
+    /// The algorithms verified so far (over every list), in the order first met.
+    algorithms: &'a mut Vec<Algorithm>,
 }
 
 impl Sink<Verdict> for ListPrinter<'_> {
@@ -474,12 +524,11 @@ impl ListPrinter<'_> {
                 algorithm,
                 reason,
             } => self.print_unreadable(&name, algorithm, &reason)?,
-            Verdict::Bad(n) => {
+            Verdict::Bad(n, type_name) => {
                 self.tally.misformatted += 1;
                 if self.config.verbosity == Verbosity::Warn {
                     self.out.flush()?;
-                    let tag = self.config.algorithm.unwrap_or_default().tag();
-                    let text = format!("{n}: improperly formatted {tag} checksum line");
+                    let text = format!("{n}: improperly formatted {type_name} checksum line");
                     write_message(&mut self.err, self.shown, &text);
                 }
                 if self.config.json {
@@ -499,6 +548,9 @@ impl ListPrinter<'_> {
         matched: bool,
         bytes: u64,
     ) -> io::Result<()> {
+        if !self.algorithms.contains(&algorithm) {
+            self.algorithms.push(algorithm);
+        }
         let tally = &mut self.tally;
         tally.formatted_any = true;
         tally.bytes += bytes;
@@ -556,7 +608,9 @@ fn verify(entry: Entry, ignore_missing: bool) -> Plan<Verdict> {
         Ok(Hashing::Hashed(hashed)) => Verdict::Verified {
             name: entry.name,
             algorithm,
-            matched: hashed.digest == entry.digest,
+            // An unmatchable digest (base64 in a form no digest has) is empty, and a computed
+            // one never is: it fails, as GNU's comparison of encodings fails.
+            matched: *hashed.digest.first() == entry.digest,
             bytes: hashed.bytes,
         },
         // Only files listed in `skip` are passed over, and only a recorded state is
@@ -581,7 +635,7 @@ fn verify(entry: Entry, ignore_missing: bool) -> Plan<Verdict> {
     };
     Plan::Hash {
         source,
-        algorithm,
+        algorithm: Algorithms::one(algorithm),
         unless: None,
         then: Then::Own(Box::new(then)),
     }

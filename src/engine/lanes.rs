@@ -12,7 +12,7 @@
 //! (`run::reader`, `run::worker`). Whether SHA-256 interleaves at all on this CPU is decided
 //! once per process by measuring it ([`crate::engine::calibrate`]).
 
-use crate::digest::{Algorithm, Digest, Hasher};
+use crate::digest::{Algorithms, Digests, Hasher};
 use crate::engine::multibuf::{self, BLOCK_LEN, INITIAL_STATE, MAX_LANES};
 
 /// Most blocks compressed in one step before the caller looks for new bytes and new files
@@ -28,9 +28,9 @@ pub(crate) enum LaneHash {
 }
 
 impl LaneHash {
-    /// A fresh hash of `algorithm`, interleaved if `multi` and the algorithm is SHA-256.
-    pub(crate) fn new(algorithm: Algorithm, multi: bool) -> LaneHash {
-        if multi && algorithm == Algorithm::Sha256 {
+    /// A fresh hash of `algorithm`, interleaved if `multi` and it is SHA-256 alone.
+    pub(crate) fn new(algorithm: Algorithms, multi: bool) -> LaneHash {
+        if multi && algorithm == Algorithms::SHA256 {
             LaneHash::Multi(INITIAL_STATE)
         } else {
             LaneHash::Single(Box::new(Hasher::new(algorithm)))
@@ -48,9 +48,9 @@ impl LaneHash {
 
     /// The digest, once every byte but `tail` (less than a block) was taken and `total`
     /// bytes make the whole file.
-    pub(crate) fn finish(self, tail: &[u8], total: u64) -> Digest {
+    pub(crate) fn finish(self, tail: &[u8], total: u64) -> Digests {
         match self {
-            LaneHash::Multi(state) => Digest::from(multibuf::finish(state, total, tail)),
+            LaneHash::Multi(state) => Digests::from(multibuf::finish(state, total, tail)),
             LaneHash::Single(mut hasher) => {
                 hasher.update(tail);
                 hasher.finalize()
@@ -105,7 +105,7 @@ pub(crate) fn step(lanes: &mut [&mut LaneHash], data: &[&[u8]]) -> Vec<usize> {
 }
 
 /// Hashes whole byte strings together, in lanes, to the end: the digest of each.
-pub(crate) fn hash_all(algorithm: Algorithm, multi: bool, data: &[&[u8]]) -> Vec<Digest> {
+pub(crate) fn hash_all(algorithm: Algorithms, multi: bool, data: &[&[u8]]) -> Vec<Digests> {
     let mut hashes: Vec<LaneHash> = data
         .iter()
         .map(|_| LaneHash::new(algorithm, multi))
@@ -154,17 +154,23 @@ mod tests {
         let slices: Vec<&[u8]> = data.iter().map(Vec::as_slice).collect();
         for multi in [false, true] {
             for group in slices.chunks(5) {
-                let got = hash_all(Algorithm::Sha256, multi, group);
+                let got = hash_all(Algorithms::SHA256, multi, group);
                 for (bytes, digest) in group.iter().zip(got) {
                     let want = sha2::Sha256::digest(bytes);
-                    assert_eq!(digest.as_bytes(), &want[..], "{} bytes", bytes.len());
+                    assert_eq!(
+                        digest.first().as_bytes(),
+                        &want[..],
+                        "{} bytes",
+                        bytes.len()
+                    );
                 }
             }
         }
         // Another algorithm goes one lane at a time, whatever `multi` says.
-        let got = hash_all(Algorithm::Sha512, true, &slices[..3]);
+        let sha512 = Algorithms::one(crate::digest::Algorithm::Sha512);
+        let got = hash_all(sha512, true, &slices[..3]);
         for (bytes, digest) in slices.iter().zip(got) {
-            assert_eq!(digest.as_bytes(), &sha2::Sha512::digest(bytes)[..]);
+            assert_eq!(digest.first().as_bytes(), &sha2::Sha512::digest(bytes)[..]);
         }
     }
 }

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use rustix::fs::{FileType, Stat};
 
-use crate::digest::{Algorithm, Digest, Hasher};
+use crate::digest::{Algorithms, Digests, Hasher};
 use crate::engine::source::{FileId, file_state};
 use crate::format::state::FileState;
 use crate::signals;
@@ -21,7 +21,7 @@ pub const BLOCK_SIZE: usize = 1 << 20;
 #[derive(Debug, Clone, Default)]
 pub struct HashOptions {
     /// The algorithm.
-    pub algorithm: Algorithm,
+    pub algorithm: Algorithms,
     /// Files that must not be hashed whatever they are called: the manifest being written
     /// with `-o`, which may lie inside the walked tree.
     pub skip: Vec<FileId>,
@@ -33,7 +33,7 @@ pub struct Hashed {
     /// The name to print.
     pub name: PathBuf,
     /// The digest of the whole content.
-    pub digest: Digest,
+    pub digest: Digests,
     /// How many bytes were read.
     pub bytes: u64,
     /// The file's stat before it was read (regular files only).
@@ -60,10 +60,10 @@ pub enum Hashing {
 /// Hashes everything `reader` yields until end of input, in blocks of `buf.len()` bytes.
 /// Returns the digest and the number of bytes read.
 pub fn hash_reader(
-    algorithm: Algorithm,
+    algorithm: Algorithms,
     reader: &mut impl Read,
     buf: &mut [u8],
-) -> io::Result<(Digest, u64)> {
+) -> io::Result<(Digests, u64)> {
     let mut hasher = Hasher::new(algorithm);
     let total = feed(reader, buf, &mut hasher, 0)?;
     Ok((hasher.finalize(), total))
@@ -113,22 +113,22 @@ mod tests {
 
     use sha2::Digest as _;
 
-    fn sha256(data: &[u8]) -> Digest {
-        Digest::from_bytes(&sha2::Sha256::digest(data)).unwrap()
+    fn sha256(data: &[u8]) -> Digests {
+        Digests::from(<[u8; 32]>::from(sha2::Sha256::digest(data)))
     }
 
     #[test]
     fn published_vectors() {
         let mut buf = vec![0; 7];
-        let (empty, n) = hash_reader(Algorithm::Sha256, &mut &b""[..], &mut buf).unwrap();
+        let (empty, n) = hash_reader(Algorithms::SHA256, &mut &b""[..], &mut buf).unwrap();
         assert_eq!(n, 0);
         assert_eq!(
-            hex::encode(empty.as_bytes()),
+            hex::encode(empty.first().as_bytes()),
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
-        let (abc, _) = hash_reader(Algorithm::Sha256, &mut &b"abc"[..], &mut buf).unwrap();
+        let (abc, _) = hash_reader(Algorithms::SHA256, &mut &b"abc"[..], &mut buf).unwrap();
         assert_eq!(
-            hex::encode(abc.as_bytes()),
+            hex::encode(abc.first().as_bytes()),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
     }
@@ -138,7 +138,7 @@ mod tests {
         let data: Vec<u8> = (0..10_000u32).map(|i| (i * 7 + i / 13) as u8).collect();
         for block in [1, 63, 64, 65, 4096, 20_000] {
             let (digest, n) =
-                hash_reader(Algorithm::Sha256, &mut &data[..], &mut vec![0; block]).unwrap();
+                hash_reader(Algorithms::SHA256, &mut &data[..], &mut vec![0; block]).unwrap();
             assert_eq!(
                 (digest, n),
                 (sha256(&data), data.len() as u64),

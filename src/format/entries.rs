@@ -12,7 +12,7 @@
 use std::cmp::Ordering;
 use std::io::{self, Read};
 
-use crate::format::parse::{Layout, parse_line, trim_record};
+use crate::format::parse::{Accept, Layout, parse_line, trim_record};
 use crate::format::records::{Record, RecordReader};
 use crate::format::state;
 
@@ -115,7 +115,8 @@ impl<R: Read> EntryReader<R> {
             let Some(line) = trim_record(&self.buf, self.zero) else {
                 continue;
             };
-            let Ok(entry) = parse_line(line, &mut self.layout, None) else {
+            // Any algorithm: a merge needs the names only.
+            let Ok(entry) = parse_line(line, &mut self.layout, Accept::NAMES) else {
                 return Ok(Err(BadEntry::NotChecksum(self.line_no)));
             };
             let mut bytes = held.unwrap_or_default();

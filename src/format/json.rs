@@ -17,7 +17,7 @@ use std::path::Path;
 use base64::Engine as _;
 use serde::Serialize;
 
-use crate::digest::{Algorithm, Digest};
+use crate::digest::{Algorithm, Digest, Digests};
 use crate::format::line::path_bytes;
 
 /// A path, lossless: text when it is UTF-8, base64 bytes when it is not.
@@ -52,33 +52,61 @@ pub fn write_line(out: &mut dyn Write, value: &impl Serialize) -> io::Result<()>
     out.write_all(&line)
 }
 
-/// `{"type":"file",...}`: one hashed file.
+/// `{"type":"file",...}`: one hashed file, with `"algorithm"` and `"digest"` (hex); a run of
+/// several algorithms gives `"digests"` instead, an object of hex digests by algorithm name,
+/// in the order of `-a`.
 pub fn write_file(
     out: &mut dyn Write,
     path: &Path,
-    algorithm: Algorithm,
-    digest: &Digest,
+    digests: &Digests,
     size: u64,
 ) -> io::Result<()> {
     #[derive(Serialize)]
-    struct File<'a> {
+    struct File {
         r#type: &'static str,
         path: JsonPath,
-        algorithm: &'a str,
-        digest: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        algorithm: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        digest: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        digests: Option<ByAlgorithm>,
         size: u64,
     }
-    let algorithm = algorithm.to_string();
+    let single = digests.algorithms().is_single();
+    let first = (digests.algorithms().first(), digests.first());
     write_line(
         out,
         &File {
             r#type: "file",
             path: JsonPath::of(path),
-            algorithm: &algorithm,
-            digest: hex::encode(digest.as_bytes()),
+            algorithm: single.then(|| first.0.to_string()),
+            digest: single.then(|| hex::encode(first.1.as_bytes())),
+            digests: (!single).then(|| {
+                ByAlgorithm(
+                    digests
+                        .iter()
+                        .map(|(a, d)| (a.to_string(), hex::encode(d.as_bytes())))
+                        .collect(),
+                )
+            }),
             size,
         },
     )
+}
+
+/// Hex digests by algorithm name, serialized as one JSON object in list order.
+struct ByAlgorithm(Vec<(String, String)>);
+
+impl Serialize for ByAlgorithm {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, digest) in &self.0 {
+            map.serialize_entry(name, digest)?;
+        }
+        map.end()
+    }
 }
 
 /// `{"type":"failure",...}`: one path that could not be hashed, the short and stable name of

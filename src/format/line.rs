@@ -1,10 +1,13 @@
 //! Checksum line formats, GNU escaping of names, and the one stdout writer.
 //!
-//! A line is exactly what GNU coreutils `sha256sum` prints: `<hex>  <name>\n`, or with `--tag`
-//! the BSD form `SHA256 (<name>) = <hex>\n`. Names are bytes: everything is written raw except
-//! that a name holding a backslash, newline or carriage return gets a `\` at the start of its
-//! line and those three bytes escaped (coreutils `src/cksum.c`, `src/digest.c`). With `-z` lines
-//! end in NUL and nothing is escaped, since NUL cannot occur in a name.
+//! A line is exactly what the GNU tool of its algorithm prints (`md5sum`, `sha256sum`, `b2sum
+//! -l N`, `cksum -a sha3 -l N --untagged`, and `b3sum` for BLAKE3): `<digest>  <name>\n`, or with
+//! `--tag` the BSD form of GNU `cksum` and `b3sum --tag`, `SHA256 (<name>) = <digest>\n`. The
+//! digest is lowercase hex, or with `--base64` padded base64 as `cksum --base64` writes it.
+//! Names are bytes: everything is written raw except that a name holding a backslash, newline or
+//! carriage return gets a `\` at the start of its line and those three bytes escaped (coreutils
+//! `src/digest.c`; b3sum 1.8 escapes the same three). With `-z` lines end in NUL and nothing is
+//! escaped, since NUL cannot occur in a name.
 //!
 //! This module formats and writes; it never decides what to print (that is the commands'),
 //! and it does not parse lines back (that is `parse`, which uses [`unescape_name`]).
@@ -12,24 +15,37 @@
 use std::borrow::Cow;
 use std::io::{self, IsTerminal, Write};
 
-/// Which of the two line shapes `sha256sum` can print.
+use crate::digest::{Algorithm, Digest};
+
+/// Which of the two line shapes the `*sum` tools print.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LineStyle {
-    /// `<hex>  <name>`, the default of `sha256sum`.
+    /// `<digest>  <name>`, the default of `sha256sum`, `md5sum`, `b2sum`, `b3sum`.
     Gnu,
-    /// `SHA256 (<name>) = <hex>`, printed by `sha256sum --tag`.
+    /// `SHA256 (<name>) = <digest>`, printed by `sha256sum --tag` and `cksum`.
     Bsd,
 }
 
-/// Everything that decides the bytes of one output line besides the digest and the name.
+/// How a digest is written in a line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Encoding {
+    /// Lowercase hex, as every `*sum` tool writes it.
+    #[default]
+    Hex,
+    /// Padded base64, standard alphabet, as `cksum --base64` (coreutils 9.2 and later).
+    Base64,
+}
+
+/// Everything that decides the bytes of one output line besides the algorithm, the digest
+/// and the name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LineFormat {
     /// GNU or BSD shape.
     pub style: LineStyle,
     /// End lines with NUL instead of newline, and do not escape names.
     pub zero: bool,
-    /// The algorithm name used by BSD lines, such as `SHA256`.
-    pub tag: &'static str,
+    /// Hex or base64 digests.
+    pub encoding: Encoding,
 }
 
 /// Whether GNU would escape this name: it holds a backslash, newline or carriage return.
@@ -87,8 +103,14 @@ pub fn escape_check_name(line: &mut Vec<u8>, name: &[u8]) {
     }
 }
 
-/// Appends one complete output line for `digest` and `name` to `line`.
-pub fn format_line(line: &mut Vec<u8>, format: &LineFormat, digest: &[u8], name: &[u8]) {
+/// Appends one complete output line for the `algorithm` digest `digest` of `name` to `line`.
+pub fn format_line(
+    line: &mut Vec<u8>,
+    format: &LineFormat,
+    algorithm: Algorithm,
+    digest: &Digest,
+    name: &[u8],
+) {
     let escape = !format.zero && needs_escape(name);
     let name = if escape {
         escape_name(name)
@@ -100,16 +122,16 @@ pub fn format_line(line: &mut Vec<u8>, format: &LineFormat, digest: &[u8], name:
     }
     match format.style {
         LineStyle::Gnu => {
-            push_hex(line, digest);
+            push_digest(line, format.encoding, digest);
             line.extend_from_slice(b"  ");
             line.extend_from_slice(&name);
         }
         LineStyle::Bsd => {
-            line.extend_from_slice(format.tag.as_bytes());
+            algorithm.push_tag(line);
             line.extend_from_slice(b" (");
             line.extend_from_slice(&name);
             line.extend_from_slice(b") = ");
-            push_hex(line, digest);
+            push_digest(line, format.encoding, digest);
         }
     }
     line.push(if format.zero { b'\0' } else { b'\n' });
@@ -120,13 +142,11 @@ pub fn path_bytes(path: &std::path::Path) -> &[u8] {
     std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str())
 }
 
-/// Appends the lowercase hex form of `digest`.
-pub fn push_hex(line: &mut Vec<u8>, digest: &[u8]) {
-    let mut hex = [0u8; 128];
-    let hex = &mut hex[..digest.len() * 2];
-    // The slice is exactly twice the digest length, which is all `encode_to_slice` requires.
-    if hex::encode_to_slice(digest, hex).is_ok() {
-        line.extend_from_slice(hex);
+/// Appends `digest` in `encoding`.
+fn push_digest(line: &mut Vec<u8>, encoding: Encoding, digest: &Digest) {
+    match encoding {
+        Encoding::Hex => digest.push_hex(line),
+        Encoding::Base64 => digest.push_base64(line),
     }
 }
 
@@ -152,13 +172,92 @@ mod tests {
     const GNU: LineFormat = LineFormat {
         style: LineStyle::Gnu,
         zero: false,
-        tag: "SHA256",
+        encoding: Encoding::Hex,
     };
 
     fn line(format: &LineFormat, name: &[u8]) -> Vec<u8> {
+        line_of(format, Algorithm::Sha256, &[0xab; 32], name)
+    }
+
+    fn line_of(format: &LineFormat, algorithm: Algorithm, bytes: &[u8], name: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        format_line(&mut out, format, &[0xab; 32], name);
+        let digest = Digest::from_bytes(bytes).unwrap();
+        format_line(&mut out, format, algorithm, &digest, name);
         out
+    }
+
+    /// The tags and encodings of GNU cksum 9.8 and b3sum 1.8: the expected lines are
+    /// written out here, from their sources, not from sumpool.
+    #[test]
+    fn tags_and_base64() {
+        let bsd = LineFormat {
+            style: LineStyle::Bsd,
+            ..GNU
+        };
+        let b64 = LineFormat {
+            encoding: Encoding::Base64,
+            ..bsd
+        };
+        let gnu64 = LineFormat {
+            encoding: Encoding::Base64,
+            ..GNU
+        };
+        let blake2b_256 = Algorithm::blake2b(256).unwrap();
+        let cases: [(LineFormat, Algorithm, &[u8], &str); 8] = [
+            (
+                bsd,
+                Algorithm::Md5,
+                &[0; 16],
+                "MD5 (f) = 00000000000000000000000000000000\n",
+            ),
+            (
+                bsd,
+                Algorithm::Sha1,
+                &[1; 20],
+                "SHA1 (f) = 0101010101010101010101010101010101010101\n",
+            ),
+            (
+                bsd,
+                blake2b_256,
+                &[2; 32],
+                &format!("BLAKE2b-256 (f) = {}\n", "02".repeat(32)),
+            ),
+            (
+                bsd,
+                Algorithm::blake2b(512).unwrap(),
+                &[3; 64],
+                &format!("BLAKE2b (f) = {}\n", "03".repeat(64)),
+            ),
+            (
+                bsd,
+                Algorithm::Sha3_384,
+                &[4; 48],
+                &format!("SHA3-384 (f) = {}\n", "04".repeat(48)),
+            ),
+            (
+                bsd,
+                Algorithm::Blake3,
+                &[5; 32],
+                &format!("BLAKE3 (f) = {}\n", "05".repeat(32)),
+            ),
+            // 16 bytes: 24 letters with two `=`; 20 bytes: 28 with one.
+            (
+                b64,
+                Algorithm::Md5,
+                &[0xff; 16],
+                "MD5 (f) = /////////////////////w==\n",
+            ),
+            (
+                gnu64,
+                Algorithm::Sha1,
+                &[0; 20],
+                "AAAAAAAAAAAAAAAAAAAAAAAAAAA=  f\n",
+            ),
+        ];
+        for (format, algorithm, bytes, want) in cases {
+            let got = line_of(&format, algorithm, bytes, b"f");
+            assert_eq!(String::from_utf8(got).unwrap(), want, "{algorithm}");
+        }
     }
 
     #[test]

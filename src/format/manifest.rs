@@ -23,7 +23,7 @@ use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 
 use crate::digest::Algorithm;
-use crate::format::parse::{Layout, parse_line_ref, trim_record};
+use crate::format::parse::{Accept, Layout, parse_line_ref, trim_record};
 use crate::format::records::{Record, RecordReader};
 use crate::format::state::{self, FileState, Pending, StateRecord, Time, Trust};
 
@@ -185,9 +185,12 @@ impl Part {
                 continue;
             };
             let before = layout;
-            match parse_line_ref(line, &mut layout, Some(algorithm)) {
-                // As in `check`: no file name holds a NUL.
-                Ok(entry) if entry.name.contains(&0) => part.bad_lines += 1,
+            match parse_line_ref(line, &mut layout, Accept::exactly(algorithm)) {
+                // As in `check`: no file name holds a NUL. A digest in base64 that is not
+                // how any digest encodes has no bytes to keep: the line is bad.
+                Ok(entry) if entry.name.contains(&0) || entry.digest.is_unmatchable() => {
+                    part.bad_lines += 1
+                }
                 Ok(entry) => {
                     let state = waiting.and_then(|p| p.bind(&state_line, line));
                     if let Some(base) = spans {

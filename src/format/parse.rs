@@ -1,24 +1,66 @@
 //! The checksum-line parser: one line of a checksum list in, an [`Entry`] or a [`BadLine`] out.
 //!
 //! Pure and shared: `check` verifies what it parses, `audit` reads a manifest into its index,
-//! `merge` orders lines by the names it finds. It follows GNU coreutils 9.1 `sha256sum -c` rule
-//! for rule: the layouts it accepts, the escapes, the BSD tag, and the layout that the first
-//! untagged line fixes for a whole run ([`Layout`]). The table below and the differential test
-//! against the real `sha256sum -c` (`tests/check.rs`) pin it down; `fuzz/` has a target for it.
+//! `merge` orders lines by the names it finds. It follows GNU `sha256sum -c` (coreutils 9.1) and
+//! `cksum -c` (coreutils 9.8, `src/digest.c`, `split_3`) rule for rule: the layouts it accepts,
+//! the escapes, the BSD tag that names each line's algorithm (`MD5 (f) = `, `SHA3-256 (f) = `,
+//! `BLAKE2b-256 (f) = `, `BLAKE3 (f) = `), digests in hex or padded base64 told line by line,
+//! and the layout that the first untagged line fixes for a whole run ([`Layout`]). What a line
+//! may be is the caller's [`Accept`]. The table below and the differential tests against the
+//! real `sha256sum -c` and `cksum -c` (`tests/check.rs`, `tests/algorithms.rs`) pin it down;
+//! `fuzz/` has a target for it.
 //!
 //! What a record is (a line or a NUL-terminated name, and its length limit) is `records`'s
 //! business; what to do with a bad line (count it, warn, refuse the input) is the caller's.
 
 use std::borrow::Cow;
 
-use crate::digest::{Algorithm, Digest};
+use crate::digest::{Algorithm, Digest, Selector};
+
+/// Which lines a reader takes: the tags it accepts, and how it reads an untagged digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Accept {
+    /// The algorithms a tagged line may name; `None` for any.
+    pub tags: Option<Selector>,
+    /// What an untagged line's digest is.
+    pub untagged: Selector,
+}
+
+impl Accept {
+    /// `check` without `-a`: a tagged line of any algorithm, and an untagged line of SHA-2
+    /// told by its length (sumpool's rule since its first version, as `cksum -a sha2 -c`).
+    pub const ANY: Accept = Accept {
+        tags: None,
+        untagged: Selector::Sha2,
+    };
+
+    /// `merge`, which only needs the names: any tag, and an untagged digest of any length
+    /// (BLAKE2b's rule takes every length from 1 to 64 bytes, hex or base64).
+    pub const NAMES: Accept = Accept {
+        tags: None,
+        untagged: Selector::Blake2b,
+    };
+
+    /// Lines of what `-a` selects only, tagged or not, as `cksum -a ALGORITHM -c` takes them.
+    pub const fn only(selector: Selector) -> Accept {
+        Accept {
+            tags: Some(selector),
+            untagged: selector,
+        }
+    }
+
+    /// Lines of one algorithm only (a manifest for `audit` or `--update`).
+    pub const fn exactly(algorithm: Algorithm) -> Accept {
+        Accept::only(Selector::Exact(algorithm))
+    }
+}
 
 /// One well-formed checksum line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    /// The algorithm, from the line's tag or the length of its digest.
+    /// The algorithm, from the line's tag or the shape of its digest.
     pub algorithm: Algorithm,
-    /// The expected digest.
+    /// The expected digest ([`Digest::UNMATCHABLE`] for base64 in a form no digest has).
     pub digest: Digest,
     /// The file name, unescaped, as bytes.
     pub name: Vec<u8>,
@@ -27,9 +69,9 @@ pub struct Entry {
 /// Why a line is improperly formatted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BadLine {
-    /// Shorter than a digest, a separator and a one-byte name.
+    /// Nothing after the digest and its separator: no name.
     TooShort,
-    /// The digest is not hex digits of the length of an accepted algorithm.
+    /// The digest is not hex or base64 of the length of an accepted algorithm.
     BadDigest,
     /// Nothing follows the digest.
     NoSeparator,
@@ -68,11 +110,6 @@ fn is_white(b: u8) -> bool {
     b == b' ' || b == b'\t'
 }
 
-/// Decodes the hex digest of `algorithm`, either case.
-fn parse_digest(algorithm: Algorithm, hex: &[u8]) -> Result<Digest, BadLine> {
-    Digest::from_hex(algorithm, hex).ok_or(BadLine::BadDigest)
-}
-
 fn unescape_if(name: &[u8], escaped: bool) -> Result<Cow<'_, [u8]>, BadLine> {
     if escaped {
         let name = super::line::unescape_name(name).ok_or(BadLine::BadEscape)?;
@@ -87,7 +124,7 @@ fn unescape_if(name: &[u8], escaped: bool) -> Result<Cow<'_, [u8]>, BadLine> {
 /// the bytes of each name and should not allocate it first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntryRef<'a> {
-    /// The algorithm, from the line's tag or the length of its digest.
+    /// The algorithm, from the line's tag or the shape of its digest.
     pub algorithm: Algorithm,
     /// The expected digest.
     pub digest: Digest,
@@ -98,18 +135,11 @@ pub struct EntryRef<'a> {
 /// Parses one line of a checksum list, already stripped of its terminator (and, for newline
 /// lists, of one trailing carriage return). `layout` carries GNU's layout rule from line to
 /// line and from list to list; it is updated as GNU updates it, even for a line that is then
-/// rejected.
-///
-/// With `only`, the line must be of that algorithm, exactly as `sha256sum -c` (or
-/// `sha512sum -c`...) requires. Without, the algorithm comes from the line: from its BSD tag,
-/// or from the length of an untagged digest (56, 64, 96 or 128 hex digits), so one list may
-/// mix algorithms.
-pub fn parse_line(
-    line: &[u8],
-    layout: &mut Layout,
-    only: Option<Algorithm>,
-) -> Result<Entry, BadLine> {
-    parse_line_ref(line, layout, only).map(|entry| Entry {
+/// rejected. `accept` says which lines may be: a tagged line of an algorithm it does not take,
+/// or an untagged digest of another shape, is improperly formatted, as `cksum -a md5 -c` finds
+/// a `SHA256 (f) = ` line.
+pub fn parse_line(line: &[u8], layout: &mut Layout, accept: Accept) -> Result<Entry, BadLine> {
+    parse_line_ref(line, layout, accept).map(|entry| Entry {
         algorithm: entry.algorithm,
         digest: entry.digest,
         name: entry.name.into_owned(),
@@ -120,7 +150,7 @@ pub fn parse_line(
 pub fn parse_line_ref<'a>(
     line: &'a [u8],
     layout: &mut Layout,
-    only: Option<Algorithm>,
+    accept: Accept,
 ) -> Result<EntryRef<'a>, BadLine> {
     let at = |i: usize| line.get(i).copied().unwrap_or(0);
     let mut i = line.iter().take_while(|&&b| is_white(b)).count();
@@ -129,42 +159,32 @@ pub fn parse_line_ref<'a>(
         i += 1;
     }
 
-    let candidates: &[Algorithm] = match &only {
-        Some(algorithm) => std::slice::from_ref(algorithm),
-        None => &Algorithm::ALL,
-    };
-    if let Some(&algorithm) = candidates
-        .iter()
-        .find(|a| line[i..].starts_with(a.tag().as_bytes()))
-    {
-        i += algorithm.tag().len();
-        if at(i) == b' ' {
-            i += 1;
+    if let Some(tag) = read_tag(&line[i..]) {
+        if !accept.tags.is_none_or(|s| s.accepts(tag.algorithm)) {
+            return Err(BadLine::BadDigest);
         }
-        if at(i) != b'(' {
-            return Err(BadLine::BadTag);
-        }
-        return parse_tagged(&line[i + 1..], escaped, algorithm);
+        return parse_tagged(&line[i + tag.len..], escaped, tag.algorithm);
     }
 
-    // Untagged: `<hex><white><name>`. The digest is split off from the left, at the first
+    // Untagged: `<digest><white><name>`. The digest is split off from the left, at the first
     // white byte, because every byte after the separator belongs to the name: names may hold
     // spaces, tabs, even a leading space, and only the digest has a known shape.
     let start = i;
     let field = line[start..].iter().take_while(|&&b| !is_white(b)).count();
-    let algorithm = only
-        .or_else(|| Algorithm::from_hex_len(field))
-        .ok_or(BadLine::BadDigest)?;
-    let min_len = algorithm.hex_len() + 2 + usize::from(at(start) == b'\\');
-    if line.len() - start < min_len {
-        return Err(BadLine::TooShort);
-    }
     i = start + field;
     if i == line.len() {
         return Err(BadLine::NoSeparator);
     }
-    let digest = parse_digest(algorithm, &line[start..i])?;
+    let (algorithm, digest) = accept
+        .untagged
+        .read_untagged(&line[start..i])
+        .ok_or(BadLine::BadDigest)?;
     i += 1;
+    // A name of at least one byte (sha256sum's shortest line is the digest, a blank, and one
+    // byte of name).
+    if i == line.len() {
+        return Err(BadLine::TooShort);
+    }
 
     let reversed = line.len() - i == 1 || (at(i) != b' ' && at(i) != b'*');
     if reversed {
@@ -184,8 +204,47 @@ pub fn parse_line_ref<'a>(
     })
 }
 
-/// The part of a BSD line after `SHA256 (`: `<name>) = <hex>`. The name is split off from the
-/// right, at the last `)`, because the name may itself hold `)` and `=`, while the digest
+/// A BSD tag at the start of a line: its algorithm, and how many bytes it takes up to and
+/// with the `(` after it.
+struct Tag {
+    algorithm: Algorithm,
+    len: usize,
+}
+
+/// The tag `rest` starts with, if it is one: a name up to a `-`, a blank or a `(` (GNU's
+/// `algorithm_from_tag`), a length after a `-` for the algorithms that take one, one optional
+/// space (BSD `MD5 (f) = ` and OpenSSL `MD5(f)= ` both), then `(`. Anything else is not a tag,
+/// and the line is read as untagged: a base64 digest may well start with `SHA1` (coreutils 9.8
+/// falls back the same way).
+fn read_tag(rest: &[u8]) -> Option<Tag> {
+    let name_len = rest
+        .iter()
+        .take_while(|&&b| !is_white(b) && b != b'-' && b != b'(')
+        .count();
+    let mut i = name_len;
+    let bits = if rest.get(i) == Some(&b'-') {
+        let digits = rest[i + 1..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        let text = std::str::from_utf8(&rest[i + 1..i + 1 + digits]).ok()?;
+        i += 1 + digits;
+        Some(text.parse::<u64>().ok()?)
+    } else {
+        None
+    };
+    let algorithm = Algorithm::from_tag(&rest[..name_len], bits)?;
+    if rest.get(i) == Some(&b' ') {
+        i += 1;
+    }
+    (rest.get(i) == Some(&b'(')).then_some(Tag {
+        algorithm,
+        len: i + 1,
+    })
+}
+
+/// The part of a BSD line after `SHA256 (`: `<name>) = <digest>`. The name is split off from
+/// the right, at the last `)`, because the name may itself hold `)` and `=`, while the digest
 /// after it cannot.
 fn parse_tagged(rest: &[u8], escaped: bool, algorithm: Algorithm) -> Result<EntryRef<'_>, BadLine> {
     let close = rest
@@ -204,12 +263,29 @@ fn parse_tagged(rest: &[u8], escaped: bool, algorithm: Algorithm) -> Result<Entr
     while i < rest.len() && is_white(rest[i]) {
         i += 1;
     }
-    let digest = parse_digest(algorithm, &rest[i..])?;
+    let digest = Digest::from_text(algorithm, &rest[i..]).ok_or(BadLine::BadDigest)?;
     Ok(EntryRef {
         algorithm,
         digest,
         name,
     })
+}
+
+/// The tag name a line starts with, if it is one (`MD5`, `SHA3`, `BLAKE2b`...), whatever
+/// follows it: from such a line on, `cksum -c` without `-a` names that digest type in its
+/// warnings about improperly formatted lines, this one included (coreutils 9.8 `split_3` sets
+/// its algorithm from the tag before it reads the rest).
+pub fn tag_name(line: &[u8]) -> Option<&'static str> {
+    let start = line.iter().take_while(|&&b| is_white(b)).count();
+    let start = start + usize::from(line.get(start) == Some(&b'\\'));
+    let rest = &line[start..];
+    let name_len = rest
+        .iter()
+        .take_while(|&&b| !is_white(b) && b != b'-' && b != b'(')
+        .count();
+    Algorithm::TAG_NAMES
+        .into_iter()
+        .find(|name| name.as_bytes() == &rest[..name_len])
 }
 
 /// The content of a record that should be parsed, or `None` for comments and blank lines.
@@ -229,7 +305,7 @@ pub fn trim_record(record: &[u8], zero: bool) -> Option<&[u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::line::{LineFormat, LineStyle, format_line};
+    use crate::format::line::{Encoding, LineFormat, LineStyle, format_line};
     use proptest::prelude::*;
 
     const HEX: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
@@ -240,7 +316,12 @@ mod tests {
 
     fn parse(line: &str, layout: Layout) -> (Result<Vec<u8>, BadLine>, Layout) {
         let mut layout = layout;
-        let result = parse_line(line.as_bytes(), &mut layout, Some(Algorithm::Sha256)).map(|e| {
+        let result = parse_line(
+            line.as_bytes(),
+            &mut layout,
+            Accept::exactly(Algorithm::Sha256),
+        )
+        .map(|e| {
             assert_eq!(e.digest, digest());
             e.name
         });
@@ -270,7 +351,7 @@ mod tests {
             // Hex plus two spaces is a reversed line naming " ".
             (format!("{HEX}  "), Undecided, Ok(b" "), Reversed),
             (format!("{HEX} "), Undecided, Err(TooShort), Undecided),
-            (HEX.to_string(), Undecided, Err(TooShort), Undecided),
+            (HEX.to_string(), Undecided, Err(NoSeparator), Undecided),
             (format!("{HEX}0  a"), Undecided, Err(BadDigest), Undecided),
             // The digest field runs to the end of the line: nothing separates a name.
             (format!("{HEX}ab"), Undecided, Err(NoSeparator), Undecided),
@@ -335,10 +416,11 @@ mod tests {
                 Err(BadDigest),
                 Undecided,
             ),
+            // Not a tag (two spaces before the name): read as untagged, `SHA256` is no digest.
             (
                 format!("SHA256  (a) = {HEX}"),
                 Undecided,
-                Err(BadTag),
+                Err(BadDigest),
                 Undecided,
             ),
             (
@@ -385,13 +467,60 @@ mod tests {
             (format!("SHA224(a)= {}", hex(56)), Some(Algorithm::Sha224)),
             // A tag and a digest of another algorithm's length do not go together.
             (format!("SHA512 (a) = {}", hex(64)), None),
-            // No algorithm has 40 hex digits (SHA-1) or 32 (MD5).
+            // Untagged, only SHA-2 is told by its length: 40 hex digits (SHA-1) or 32 (MD5)
+            // need `-a`.
             (format!("{}  a", hex(40)), None),
             (format!("{}  a", hex(32)), None),
+            // Tagged, any algorithm (the tags of cksum 9.8 and b3sum --tag).
+            (format!("MD5 (a) = {}", hex(32)), Some(Algorithm::Md5)),
+            (format!("SHA1 (a) = {}", hex(40)), Some(Algorithm::Sha1)),
+            (
+                format!("SHA3-256 (a) = {}", hex(64)),
+                Some(Algorithm::Sha3_256),
+            ),
+            (
+                format!("SHA3 (a) = {}", hex(128)),
+                Some(Algorithm::Sha3_512),
+            ),
+            (
+                format!("SHA2-384 (a) = {}", hex(96)),
+                Some(Algorithm::Sha384),
+            ),
+            (
+                format!("BLAKE2b (a) = {}", hex(128)),
+                Algorithm::blake2b(512),
+            ),
+            (
+                format!("BLAKE2b-256 (a) = {}", hex(64)),
+                Algorithm::blake2b(256),
+            ),
+            (format!("BLAKE2b-8 (a) = {}", hex(2)), Algorithm::blake2b(8)),
+            (format!("BLAKE3 (a) = {}", hex(64)), Some(Algorithm::Blake3)),
+            // Lengths a tag does not take: SHA-3 has four, BLAKE2b whole bytes up to 512 bits,
+            // and the fixed-length algorithms none (GNU would read `MD5-64` as truncated).
+            (format!("SHA3-248 (a) = {}", hex(62)), None),
+            (format!("BLAKE2b-12 (a) = {}", hex(2)), None),
+            (format!("BLAKE2b-520 (a) = {}", hex(130)), None),
+            (format!("BLAKE2b-0 (a) = {}", hex(2)), None),
+            (format!("MD5-64 (a) = {}", hex(16)), None),
+            (format!("BLAKE3-256 (a) = {}", hex(64)), None),
+            // Base64, told line by line: 44 letters are a SHA-256, 88 a SHA-512.
+            (
+                "q6urq6urq6urq6urq6urq6urq6urq6urq6urq6urq6s=  a".to_owned(),
+                Some(Algorithm::Sha256),
+            ),
+            (
+                "SHA1 (a) = q6urq6urq6urq6urq6urq6urq6s=".to_owned(),
+                Some(Algorithm::Sha1),
+            ),
+            (
+                "BLAKE2b-256 (a) = q6urq6urq6urq6urq6urq6urq6urq6urq6urq6urq6s=".to_owned(),
+                Algorithm::blake2b(256),
+            ),
         ];
         for (line, want) in cases {
             let mut layout = Layout::Undecided;
-            let got = parse_line(line.as_bytes(), &mut layout, None).ok();
+            let got = parse_line(line.as_bytes(), &mut layout, Accept::ANY).ok();
             assert_eq!(got.as_ref().map(|e| e.algorithm), want, "line {line:?}");
             if let Some(entry) = got {
                 assert_eq!(entry.name, b"a");
@@ -418,20 +547,30 @@ mod tests {
         fn any_name_written_by_hash_parses_back(
             name in proptest::collection::vec(1u8..=255, 1..80),
             algorithm in proptest::sample::select(Algorithm::ALL.to_vec()),
+            blake2b_bits in (1u64..=64).prop_map(|bytes| bytes * 8),
             bytes in proptest::collection::vec(any::<u8>(), 64),
             bsd in any::<bool>(),
             zero in any::<bool>(),
+            base64 in any::<bool>(),
         ) {
+            // Every BLAKE2b length, not only 512 bits.
+            let algorithm = match algorithm {
+                Algorithm::Blake2b(_) => Algorithm::blake2b(blake2b_bits).unwrap(),
+                other => other,
+            };
             let digest = Digest::from_bytes(&bytes[..algorithm.digest_len()]).unwrap();
             let style = if bsd { LineStyle::Bsd } else { LineStyle::Gnu };
-            let format = LineFormat { style, zero, tag: algorithm.tag() };
+            let encoding = if base64 { Encoding::Base64 } else { Encoding::Hex };
+            let format = LineFormat { style, zero, encoding };
             let mut line = Vec::new();
-            format_line(&mut line, &format, digest.as_bytes(), &name);
+            format_line(&mut line, &format, algorithm, &digest, &name);
             let content = trim_record(&line, zero);
             // A -z record keeps every byte; a newline record loses one trailing CR, which
-            // escaping guarantees is never part of the name.
+            // escaping guarantees is never part of the name. A tagged line brings its
+            // algorithm; an untagged one is read with `-a`.
+            let accept = if bsd { Accept::ANY } else { Accept::exactly(algorithm) };
             let mut layout = Layout::Undecided;
-            let entry = parse_line(content.unwrap(), &mut layout, None).unwrap();
+            let entry = parse_line(content.unwrap(), &mut layout, accept).unwrap();
             prop_assert_eq!(entry.name, name);
             prop_assert_eq!(entry.digest.as_bytes(), digest.as_bytes());
             prop_assert_eq!(entry.algorithm, algorithm);

@@ -317,3 +317,15 @@ pub fn json_lines(run: &Run) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_slice(l).unwrap_or_else(|e| panic!("{e}: {}", run.describe())))
         .collect()
 }
+
+/// The stderr lines of `run`, with the program name `program` that starts a line replaced by
+/// `PROG`: what two tools' messages are compared by.
+pub fn stderr_lines(run: &Run, program: &str) -> Vec<String> {
+    run.stderr_text()
+        .lines()
+        .map(|l| match l.strip_prefix(program) {
+            Some(rest) => format!("PROG{rest}"),
+            None => l.to_owned(),
+        })
+        .collect()
+}

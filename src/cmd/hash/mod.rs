@@ -22,7 +22,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 
 use crate::config::{Config, Format, HashConfig};
-use crate::digest::Algorithm;
+use crate::digest::Algorithms;
 use crate::engine::load::load_manifest;
 use crate::engine::policy::{self, IoPolicy};
 use crate::engine::read::{Hashed, Hashing};
@@ -191,6 +191,9 @@ pub fn run(
     }
     let verbose = hash.verbose.then_some((started, engine.io.reason.as_str()));
     write_end_messages(err, &report, update, verbose);
+    if hash.verbose {
+        write_algorithms(err, options.algorithm, config);
+    }
     Ok(report)
 }
 
@@ -286,6 +289,17 @@ impl Roots {
     }
 }
 
+/// The `-v` line naming the code each algorithm ran.
+fn write_algorithms(err: &mut dyn Write, algorithms: Algorithms, config: &Config) {
+    // The multi-buffer lanes run SHA-256 alone (`engine::lanes`).
+    let lanes = if algorithms == Algorithms::SHA256 {
+        crate::engine::calibrate::lanes(config.tuning.lanes)
+    } else {
+        1
+    };
+    super::write_implementations(err, algorithms.as_slice(), lanes);
+}
+
 /// The JSON summary line at the end of the run.
 fn json_summary(
     json: &mut dyn Write,
@@ -379,7 +393,8 @@ fn read_old_manifest(
     };
     let name = || update.manifest.display().to_string();
     let scan = Scan::begin(atomic.created());
-    let algorithm = hash.hash.algorithm;
+    // `cli` lets --update keep one algorithm only.
+    let algorithm = hash.hash.algorithm.first();
     let (manifest, old) = match fs::File::open(&update.manifest) {
         Ok(file) => {
             let len = file.metadata().with_context(name)?.len();
@@ -458,7 +473,7 @@ fn sink_name(hash: &HashConfig, sink: Option<Destination>) -> String {
 fn hash_all(
     engine: &Engine<'_>,
     walk: Walk,
-    algorithm: Algorithm,
+    algorithm: Algorithms,
     updater: Option<&Arc<Updater>>,
     printer: &mut Printer,
 ) -> io::Result<Report> {
@@ -523,7 +538,8 @@ fn hash_all(
 /// Writes each outcome, in walk order, as a checksum line (with its state line, for
 /// `--update`) and as a JSON object, and keeps the report: the one place where `hash` prints.
 struct Printer<'a> {
-    algorithm: Algorithm,
+    /// The run's algorithms: one line each per file, in this order.
+    algorithms: Algorithms,
     /// Where checksum lines go, and their format.
     lines: Option<LineSink<'a>>,
     /// Where JSON objects go.
@@ -559,14 +575,14 @@ impl Sink<Outcome> for Printer<'_> {
 
 impl<'a> Printer<'a> {
     fn new(
-        algorithm: Algorithm,
+        algorithms: Algorithms,
         (lines, json): (Option<LineSink<'a>>, Option<&'a mut dyn Write>),
         progress: &'a Progress,
         err: &'a mut dyn Write,
         updater: Option<Arc<Updater>>,
     ) -> Printer<'a> {
         Printer {
-            algorithm,
+            algorithms,
             lines,
             json,
             failed_sink: None,
@@ -650,19 +666,15 @@ impl<'a> Printer<'a> {
         if let Some((format, out)) = &mut self.lines {
             self.line.clear();
             let name = path_bytes(&hashed.name);
-            format_line(&mut self.line, format, hashed.digest.as_bytes(), name);
+            for (algorithm, digest) in hashed.digest.iter() {
+                format_line(&mut self.line, format, algorithm, digest, name);
+            }
             out.write_all(&self.line)
                 .inspect_err(|_| self.failed_sink = Some(Destination::Lines))?;
         }
         if let Some(json) = &mut self.json {
-            json::write_file(
-                *json,
-                &hashed.name,
-                self.algorithm,
-                &hashed.digest,
-                hashed.bytes,
-            )
-            .inspect_err(|_| self.failed_sink = Some(Destination::Json))?;
+            json::write_file(*json, &hashed.name, &hashed.digest, hashed.bytes)
+                .inspect_err(|_| self.failed_sink = Some(Destination::Json))?;
         }
         self.report.hashed += 1;
         self.report.bytes += hashed.bytes;
@@ -675,7 +687,8 @@ impl<'a> Printer<'a> {
         self.meet(updated.entry);
         if let Some((format, out)) = &mut self.lines {
             self.line.clear();
-            updated.write_lines(format, &mut self.scratch, &mut self.line);
+            let algorithm = self.algorithms.first();
+            updated.write_lines(format, algorithm, &mut self.scratch, &mut self.line);
             out.write_all(&self.line)
                 .inspect_err(|_| self.failed_sink = Some(Destination::Lines))?;
         }
@@ -683,7 +696,7 @@ impl<'a> Printer<'a> {
             let status = updated.status.word();
             let file = json::UpdatedFile {
                 path: &updated.name,
-                algorithm: self.algorithm,
+                algorithm: self.algorithms.first(),
                 digest: &updated.digest,
                 size: updated.size,
                 status,

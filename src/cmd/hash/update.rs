@@ -38,7 +38,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::digest::Digest;
+use crate::digest::{Algorithm, Digest};
 use crate::engine::read::Hashing;
 use crate::engine::source::Source;
 use crate::format::line::{LineFormat, format_line, path_bytes};
@@ -164,12 +164,19 @@ impl Updated {
     /// buffers reused from file to file: formatting on the reader that decided cost an
     /// allocation per file, freed on another thread (glibc then takes the allocating
     /// thread's arena lock, and the threads of an update of an unchanged tree queued on it).
-    pub fn write_lines(&self, format: &LineFormat, scratch: &mut Vec<u8>, out: &mut Vec<u8>) {
+    pub fn write_lines(
+        &self,
+        format: &LineFormat,
+        algorithm: Algorithm,
+        scratch: &mut Vec<u8>,
+        out: &mut Vec<u8>,
+    ) {
         scratch.clear();
         format_line(
             scratch,
             format,
-            self.digest.as_bytes(),
+            algorithm,
+            &self.digest,
             path_bytes(&self.name),
         );
         let end = scratch.pop().unwrap_or(b'\n');
@@ -320,11 +327,13 @@ impl Decision {
             }
             Hashing::Hashed(hashed) => hashed,
         };
+        // An update keeps a manifest of one algorithm: the run's only digest.
+        let digest = *hashed.digest.first();
         let mut updated = Updated {
             record: hashed.state.map(|state| self.scan.record(state)),
             size: hashed.state.map_or(hashed.bytes, |s| s.size),
             name: hashed.name,
-            digest: hashed.digest,
+            digest,
             bytes: hashed.bytes,
             status: Status::New,
             found: None,
@@ -340,7 +349,7 @@ impl Decision {
         };
         let trusted = record.trust != Trust::Racy;
         let same_stat = hashed.state == Some(record.state);
-        updated.status = match (trusted, same_stat, hashed.digest == known.digest) {
+        updated.status = match (trusted, same_stat, digest == known.digest) {
             (false, _, _) => Status::Racy,
             (true, false, _) => Status::Modified,
             (true, true, true) => Status::Scrubbed,
@@ -458,7 +467,7 @@ impl UpdateCounts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::digest::Algorithm;
+    use crate::digest::Digests;
     use crate::engine::read::Hashed;
 
     const SECOND: i128 = 1_000_000_000;
@@ -570,7 +579,7 @@ mod tests {
     fn hashed(digest: u8, state: Option<FileState>) -> Result<Hashing, Failure> {
         Ok(Hashing::Hashed(Hashed {
             name: PathBuf::from("f"),
-            digest: Digest::from_bytes(&[digest; 32]).unwrap(),
+            digest: Digests::from([digest; 32]),
             bytes: 10,
             state,
         }))

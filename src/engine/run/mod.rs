@@ -41,7 +41,7 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use rayon::ThreadPool;
 
-use crate::digest::Algorithm;
+use crate::digest::Algorithms;
 use crate::engine::calibrate;
 use crate::engine::policy::{self, IoPolicy, Slowness};
 use crate::engine::read::Hashing;
@@ -125,7 +125,7 @@ pub enum Plan<R> {
         /// What to hash.
         source: Source,
         /// With which algorithm.
-        algorithm: Algorithm,
+        algorithm: Algorithms,
         /// Do not read it if a stat of it, taken first, says this: the state recorded with
         /// its digest (`hash --update`). The result is then [`Hashing::Unchanged`].
         unless: Option<FileState>,
@@ -341,6 +341,7 @@ fn new_shared<R>(
         io: engine.io.clone(),
         core_readers: core,
         lanes: calibrate::lanes(engine.tuning.lanes),
+        streaming: AtomicUsize::new(0),
         workers,
         idle_workers: AtomicUsize::new(0),
     })

@@ -41,7 +41,7 @@ use std::time::Instant;
 use crossbeam_channel::{Receiver, Sender};
 use rustix::fs::Stat;
 
-use crate::digest::Algorithm;
+use crate::digest::Algorithms;
 use crate::engine::policy::{IoPolicy, Slowness};
 use crate::engine::read::Hashing;
 use crate::engine::run::buffers::{Budget, Buffer};
@@ -61,7 +61,7 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 pub(crate) struct Request {
     pub seq: u64,
     pub source: Source,
-    pub algorithm: Algorithm,
+    pub algorithm: Algorithms,
     /// Not read if a stat of it says this (`hash --update`).
     pub unless: Option<FileState>,
     /// Moved to the front of the queue by the scout: a large file to start early.
@@ -94,7 +94,7 @@ pub(crate) struct Requests {
 pub(crate) struct Whole {
     pub seq: u64,
     pub name: PathBuf,
-    pub algorithm: Algorithm,
+    pub algorithm: Algorithms,
     pub data: Buffer,
     /// Its stat before the read.
     pub state: Option<FileState>,
@@ -122,7 +122,7 @@ pub(crate) struct StreamFlags {
 pub(crate) struct Stream {
     pub seq: u64,
     pub name: PathBuf,
-    pub algorithm: Algorithm,
+    pub algorithm: Algorithms,
     /// Its status when opened.
     pub before: Box<Stat>,
     /// The chunks the reader reads, [`crate::engine::policy::CHUNKS_AHEAD`] ahead.
@@ -311,6 +311,9 @@ pub(crate) struct Shared<R> {
     pub core_readers: usize,
     /// Files a reader or worker hashes at once (1: no interleaving).
     pub lanes: usize,
+    /// Readers streaming a large file now: while any is, the extra readers take requests
+    /// too, so that a core reader busy with one file leaves no request waiting.
+    pub streaming: AtomicUsize,
     /// Workers hashing streams, and how many of them have nothing to do.
     pub workers: usize,
     pub idle_workers: AtomicUsize,

@@ -14,7 +14,7 @@ use proptest::prelude::*;
 use rustix::fs::Stat;
 use sha2::Digest as _;
 
-use crate::digest::Algorithm;
+use crate::digest::Algorithms;
 use crate::engine::policy::{self, DeviceClass};
 use crate::engine::read::Hashing;
 use crate::engine::run::{Completion, Engine, FnSink, Plan, Then, Tuning, run};
@@ -225,10 +225,10 @@ proptest! {
             Item::Known(n) => Plan::Done(Got::Known(n)),
             Item::File(name) => Plan::Hash {
                 source: Source::Path(name),
-                algorithm: Algorithm::Sha256,
+                algorithm: Algorithms::SHA256,
                 unless: None,
                 then: Then::Own(Box::new(|result: Result<Hashing, Failure>| match result {
-                    Ok(Hashing::Hashed(hashed)) => Got::Hashed(hashed.digest.as_bytes().to_vec()),
+                    Ok(Hashing::Hashed(hashed)) => Got::Hashed(hashed.digest.first().as_bytes().to_vec()),
                     Ok(other) => panic!("not hashed: {other:?}"),
                     Err(failure) => Got::Failed(failure),
                 })),

@@ -21,7 +21,7 @@ use std::sync::atomic::Ordering;
 use crossbeam_channel::{Select, TryRecvError};
 use rustix::fs::Stat;
 
-use crate::digest::Digest;
+use crate::digest::Digests;
 use crate::engine::lanes::{self, LaneHash};
 use crate::engine::multibuf::BLOCK_LEN;
 use crate::engine::read::{Hashed, Hashing, changed, regular_state};
@@ -151,7 +151,7 @@ impl Lane {
         let mut tail = self.carry;
         tail.extend_from_slice(self.chunk.as_deref().map_or(&[], |c| &c[self.pos..]));
         let bytes = self.total + tail.len() as u64;
-        let digest: Digest = self.hash.finish(&tail, bytes);
+        let digest: Digests = self.hash.finish(&tail, bytes);
         let before = &self.stream.before;
         let after = self.ended.as_deref();
         // Fewer bytes than its size: it shrank while being read; a status that moved: it was

@@ -35,7 +35,7 @@ use std::time::Instant;
 
 use rustix::fs::{FileType, Stat};
 
-use crate::digest::{Algorithm, Hasher};
+use crate::digest::{Algorithms, Hasher};
 use crate::engine::lanes;
 use crate::engine::policy::{self, FileKind};
 use crate::engine::read::{Hashed, Hashing, changed, hash_reader, regular_state};
@@ -152,11 +152,13 @@ impl<'a, R: Send + 'static> Reader<'a, R> {
                 return None;
             }
             let slow = lock(&shared.slowness).is_slow(Instant::now());
-            if !requests.cancelled && !requests.queue.is_empty() && (self.core || slow) {
+            let streaming = shared.streaming.load(Ordering::Acquire);
+            let may_take = self.core || slow || streaming > 0;
+            if !requests.cancelled && !requests.queue.is_empty() && may_take {
                 let active = if slow {
                     shared.io.readers
                 } else {
-                    shared.core_readers
+                    (shared.core_readers + streaming).min(shared.io.readers)
                 };
                 let n = policy::share(requests.queue.len(), active, shared.tuning.batch_size);
                 let mut taken =
@@ -189,7 +191,9 @@ impl<'a, R: Send + 'static> Reader<'a, R> {
             requests = woken;
             requests.readers_waiting -= usize::from(self.core);
             let work_ready = !requests.queue.is_empty() && !requests.cancelled;
-            let may_take = self.core || lock(&shared.slowness).is_slow(Instant::now());
+            let may_take = self.core
+                || lock(&shared.slowness).is_slow(Instant::now())
+                || shared.streaming.load(Ordering::Acquire) > 0;
             crate::engine::count_lost_wakeup(timeout.timed_out(), work_ready && may_take);
         }
     }
@@ -409,7 +413,7 @@ impl<'a, R: Send + 'static> Reader<'a, R> {
         &mut self,
         handle: &dyn Handle,
         before: &Stat,
-        algorithm: Algorithm,
+        algorithm: Algorithms,
     ) -> Result<Hashed, Reason> {
         let size = before.st_size as u64;
         let mut hasher = Hasher::new(algorithm);
@@ -458,7 +462,7 @@ impl<'a, R: Send + 'static> Reader<'a, R> {
     fn hash_sequential(
         &mut self,
         reader: &mut impl Read,
-        algorithm: Algorithm,
+        algorithm: Algorithms,
     ) -> Result<Option<Hashed>, Reason> {
         let mut block = std::mem::take(&mut self.block);
         let hashed = hash_reader(algorithm, reader, &mut block);
@@ -475,7 +479,7 @@ impl<'a, R: Send + 'static> Reader<'a, R> {
     /// Reads a regular file whole into a buffer of the budget, for this reader's lanes.
     fn read_whole(
         &mut self,
-        (seq, source, algorithm): (u64, Source, Algorithm),
+        (seq, source, algorithm): (u64, Source, Algorithms),
         handle: &dyn Handle,
         before: &Stat,
     ) {

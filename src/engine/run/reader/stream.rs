@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 use crossbeam_channel::{TryRecvError, bounded, unbounded};
 use rustix::fs::Stat;
 
-use crate::digest::Algorithm;
+use crate::digest::Algorithms;
 use crate::engine::policy::{CHUNK, CHUNKS_AHEAD, READ_AHEAD};
 use crate::engine::run::state::{Chunk, Stream, StreamFlags, lock};
 use crate::engine::source::Source;
@@ -29,7 +29,7 @@ impl<R: Send + 'static> Reader<'_, R> {
     /// given up on and must leave.
     pub(super) fn stream(
         &mut self,
-        (seq, source, algorithm): (u64, Source, Algorithm),
+        (seq, source, algorithm): (u64, Source, Algorithms),
         handle: Box<dyn Handle>,
         before: Stat,
     ) -> bool {
@@ -38,10 +38,15 @@ impl<R: Send + 'static> Reader<'_, R> {
             return false;
         }
         // This reader is busy with one file for a while: what it holds and the requests it
-        // took go on without it.
+        // took go on without it, and an extra reader takes its place.
         self.flush();
         self.give_back_taken();
         let shared = self.shared;
+        shared.streaming.fetch_add(1, Ordering::AcqRel);
+        let _streaming = Streaming(&shared.streaming);
+        if shared.queued.load(Ordering::Relaxed) > 0 {
+            shared.call_extras(false);
+        }
         let go_on = || !shared.stopping();
         let Some(slot) = shared.stream_slots.take(go_on) else {
             return true;
@@ -105,5 +110,14 @@ impl<R: Send + 'static> Reader<'_, R> {
         };
         let _ = chunks.send(end);
         true
+    }
+}
+
+/// Counts a reader streaming while it lives.
+struct Streaming<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for Streaming<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }

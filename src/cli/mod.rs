@@ -19,8 +19,10 @@ use crate::digest::Algorithm;
 use crate::engine::Tuning;
 use crate::engine::read::HashOptions;
 use crate::engine::walk::{Exclude, Shard, WalkOptions};
-use crate::format::line::{LineFormat, LineStyle};
+use crate::format::line::{Encoding, LineFormat, LineStyle};
 use crate::progress::ProgressMode;
+
+mod algorithm;
 
 const HASH_HELP: &str = "\
 Examples:
@@ -29,6 +31,11 @@ Examples:
   sumpool hash --exclude '*.tmp' --exclude .git src
   find . -name '*.iso' -print0 | sumpool hash --files-from - -0
   sumpool hash -a sha512 --tag big.iso         BSD line, as sha512sum --tag
+  sumpool hash -a blake3 dir > SUMS.b3         as b3sum writes them; b3sum -c reads them
+  sumpool hash -a blake2b -l 256 dir           as b2sum -l 256
+  sumpool hash -a sha3 -l 256 --tag dir        as cksum -a sha3 -l 256
+  sumpool hash -a sha256,md5 dir > SUMS        one read per file, two tagged lines; cksum -c SUMS
+  sumpool hash -a md5 --base64 --tag dir       as cksum -a md5 --base64
   sumpool hash --format json dir | jq .        JSON Lines
   sumpool hash --update SHA256SUMS data        re-read only what changed since last time
   sumpool hash --update SHA256SUMS --scrub 10 data   and a tenth of the rest, oldest first
@@ -47,6 +54,9 @@ SIGTERM, it writes out whole lines only and ends by that signal (status 130 or 1
 const CHECK_HELP: &str = "\
 Examples:
   sumpool check SHA256SUMS                     verify, as sha256sum -c
+  sumpool check MIXED                          tagged lines of several algorithms, as cksum -c
+  sumpool check -a md5 MD5SUMS                 untagged MD5 lines, as md5sum -c
+  sumpool check -a blake3 SUMS.b3              as b3sum -c
   sumpool check --quiet --ignore-missing SHA256SUMS
   sumpool hash -z dir > SUMS0 && sumpool check -z SUMS0
 
@@ -93,8 +103,9 @@ Exit status:
      twice (the message names the inputs)
   2  usage error, or an input that is not a manifest in walk order";
 
-/// Checksum large trees of files with SHA-256 (or SHA-224/384/512), in parallel, in the exact
-/// format of GNU sha256sum, and verify them later.
+/// Checksum large trees of files in parallel, with SHA-256 or any algorithm of the *sum tools
+/// (MD5, SHA-1, SHA-2, SHA-3, BLAKE2b, BLAKE3), in the exact format of GNU sha256sum, md5sum,
+/// b2sum, cksum and b3sum, and verify them later.
 #[derive(Debug, Parser)]
 #[command(name = "sumpool", version, about, after_help = HASH_HELP, max_term_width = 100)]
 pub struct Cli {
@@ -104,10 +115,11 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum CliCommand {
-    /// Hash files and directory trees, printing one sha256sum line per file
+    /// Hash files and directory trees, printing one sha256sum (md5sum, b2sum, b3sum...) line per
+    /// file
     #[command(after_help = HASH_HELP)]
     Hash(HashArgs),
-    /// Verify files against checksum lists, exactly like `sha256sum -c`
+    /// Verify files against checksum lists, exactly like `sha256sum -c` and `cksum -c`
     #[command(after_help = CHECK_HELP)]
     Check(CheckArgs),
     /// Compare a tree with a manifest: changed, moved, new and missing files
@@ -124,26 +136,6 @@ enum CliCommand {
     },
     /// Print the manual page (roff)
     Man,
-}
-
-/// The algorithms, as written on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum AlgorithmArg {
-    Sha224,
-    Sha256,
-    Sha384,
-    Sha512,
-}
-
-impl From<AlgorithmArg> for Algorithm {
-    fn from(arg: AlgorithmArg) -> Algorithm {
-        match arg {
-            AlgorithmArg::Sha224 => Algorithm::Sha224,
-            AlgorithmArg::Sha256 => Algorithm::Sha256,
-            AlgorithmArg::Sha384 => Algorithm::Sha384,
-            AlgorithmArg::Sha512 => Algorithm::Sha512,
-        }
-    }
 }
 
 /// Output formats.
@@ -290,19 +282,30 @@ struct HashArgs {
     #[arg(value_name = "PATH")]
     paths: Vec<PathBuf>,
 
-    /// Hash algorithm
+    /// Hash algorithm: md5, sha1, sha224, sha256, sha384, sha512, sha2 (with -l), sha3 (with
+    /// -l), sha3-224, sha3-256, sha3-384, sha3-512, blake2b, blake3. Several (`-a sha256,md5`,
+    /// or -a again) are computed from one read of each file, and print one tagged line each,
+    /// in the order given
     #[arg(
         short = 'a',
         long,
-        value_enum,
-        default_value = "sha256",
-        value_name = "ALGORITHM"
+        value_name = "ALGORITHM",
+        value_delimiter = ',',
+        action = clap::ArgAction::Append,
+        default_value = "sha256"
     )]
-    algorithm: AlgorithmArg,
+    algorithm: Vec<String>,
 
-    /// Print BSD-style lines: SHA256 (NAME) = HEX
+    #[arg(short = 'l', long, value_name = "BITS", help = algorithm::LENGTH_HELP, overrides_with = "length")]
+    length: Option<String>,
+
+    /// Print BSD-style lines, as cksum: SHA256 (NAME) = DIGEST
     #[arg(long)]
     tag: bool,
+
+    /// Write digests in base64 (padded), as cksum --base64, instead of hex
+    #[arg(long)]
+    base64: bool,
 
     /// End each line with NUL instead of newline, and do not escape names
     #[arg(short = 'z', long)]
@@ -369,10 +372,21 @@ struct CheckArgs {
     #[arg(value_name = "FILE")]
     lists: Vec<PathBuf>,
 
-    /// Accept only lines of this algorithm, exactly as sha256sum -c (sha512sum -c...) does
-    /// [default: each line's algorithm, from its tag or its digest length]
-    #[arg(short = 'a', long, value_enum, value_name = "ALGORITHM")]
-    algorithm: Option<AlgorithmArg>,
+    /// Accept only lines of this algorithm (tagged with it, or untagged), as cksum -a
+    /// ALGORITHM -c does; sha2, sha3 and blake2b without -l take any length their lines say
+    /// [default: a tagged line names its algorithm; an untagged one is SHA-2, told by its
+    /// length]
+    #[arg(
+        short = 'a',
+        long,
+        value_name = "ALGORITHM",
+        overrides_with = "algorithm"
+    )]
+    algorithm: Option<String>,
+
+    /// With -a blake2b, sha2 or sha3: accept only lines of this digest length in bits
+    #[arg(short = 'l', long, value_name = "BITS", overrides_with = "length")]
+    length: Option<String>,
 
     /// Do not print OK for each successfully verified file
     #[arg(long, overrides_with_all = ["status", "warn"])]
@@ -412,15 +426,18 @@ struct AuditArgs {
     #[arg(value_name = "PATH")]
     paths: Vec<PathBuf>,
 
-    /// The manifest's algorithm
+    /// The manifest's algorithm (one; see hash --help for the names)
     #[arg(
         short = 'a',
         long,
-        value_enum,
         default_value = "sha256",
-        value_name = "ALGORITHM"
+        value_name = "ALGORITHM",
+        overrides_with = "algorithm"
     )]
-    algorithm: AlgorithmArg,
+    algorithm: String,
+
+    #[arg(short = 'l', long, value_name = "BITS", help = algorithm::LENGTH_HELP, overrides_with = "length")]
+    length: Option<String>,
 
     /// The manifest's lines end in NUL (hash -z)
     #[arg(short = 'z', long)]
@@ -474,31 +491,7 @@ impl Cli {
                     zero: args.zero,
                 }),
             },
-            CliCommand::Check(args) => Config {
-                jobs: args.pool.jobs(),
-                tuning: args.pool.tuning(),
-                io: args.pool.io(),
-                command: Command::Check(CheckConfig {
-                    lists: args.lists,
-                    // clap's overrides leave at most one of the three set: the last given.
-                    verbosity: if args.status {
-                        Verbosity::Status
-                    } else if args.warn {
-                        Verbosity::Warn
-                    } else if args.quiet {
-                        Verbosity::Quiet
-                    } else {
-                        Verbosity::Normal
-                    },
-                    strict: args.strict,
-                    ignore_missing: args.ignore_missing,
-                    zero: args.zero,
-                    algorithm: args.algorithm.map(Algorithm::from),
-                    json: args.pool.format == FormatArg::Json,
-                    verbose: args.pool.verbose,
-                    progress: args.pool.progress(),
-                }),
-            },
+            CliCommand::Check(args) => check_config(args)?,
         };
         Ok(Action::Run(Box::new(config)))
     }
@@ -519,8 +512,8 @@ impl Cli {
     }
 }
 
-/// What `sumpool --version` prints after the name: the version, the SHA-256 path, and how the
-/// binary was built.
+/// What `sumpool --version` prints after the name: the version, the code each algorithm runs
+/// on this CPU (the SHA-256 path first, with its lanes), and how the binary was built.
 pub fn version_text() -> String {
     let sha = if crate::engine::multibuf::accelerated() {
         format!(
@@ -535,12 +528,29 @@ pub fn version_text() -> String {
     } else {
         "dynamically linked"
     };
-    format!(
-        "{}\nSHA-256: {sha}\nbuild: {}-{}, {linking}",
-        env!("CARGO_PKG_VERSION"),
+    let mut text = format!("{}\nSHA-256: {sha}\n", env!("CARGO_PKG_VERSION"));
+    // One line per crate path: SHA-384 runs SHA-512's code, the SHA-3 lengths one Keccak.
+    let paths = [
+        ("SHA-224", Algorithm::Sha224),
+        ("SHA-384, SHA-512", Algorithm::Sha512),
+        ("SHA-1", Algorithm::Sha1),
+        ("MD5", Algorithm::Md5),
+        ("SHA-3", Algorithm::Sha3_256),
+        (
+            "BLAKE2b",
+            Algorithm::Blake2b(crate::digest::Blake2bLen::MAX),
+        ),
+        ("BLAKE3", Algorithm::Blake3),
+    ];
+    for (name, algorithm) in paths {
+        text.push_str(&format!("{name}: {}\n", algorithm.implementation()));
+    }
+    text.push_str(&format!(
+        "build: {}-{}, {linking}",
         std::env::consts::ARCH,
         std::env::consts::OS
-    )
+    ));
+    text
 }
 
 /// Most threads `-j` and `--io-threads` may ask for: far past what any storage or CPU gains
@@ -628,6 +638,35 @@ fn usage_error(message: impl std::fmt::Display) -> clap::Error {
     Cli::command().error(clap::error::ErrorKind::ArgumentConflict, message)
 }
 
+fn check_config(args: CheckArgs) -> Result<Config, clap::Error> {
+    let algorithm = algorithm::for_check(args.algorithm.as_deref(), args.length.as_deref())?;
+    Ok(Config {
+        jobs: args.pool.jobs(),
+        tuning: args.pool.tuning(),
+        io: args.pool.io(),
+        command: Command::Check(CheckConfig {
+            lists: args.lists,
+            // clap's overrides leave at most one of the three set: the last given.
+            verbosity: if args.status {
+                Verbosity::Status
+            } else if args.warn {
+                Verbosity::Warn
+            } else if args.quiet {
+                Verbosity::Quiet
+            } else {
+                Verbosity::Normal
+            },
+            strict: args.strict,
+            ignore_missing: args.ignore_missing,
+            zero: args.zero,
+            algorithm,
+            json: args.pool.format == FormatArg::Json,
+            verbose: args.pool.verbose,
+            progress: args.pool.progress(),
+        }),
+    })
+}
+
 fn audit_config(args: AuditArgs) -> Result<Config, clap::Error> {
     let inputs = if args.paths.is_empty() {
         vec![PathBuf::from(".")]
@@ -642,7 +681,7 @@ fn audit_config(args: AuditArgs) -> Result<Config, clap::Error> {
             manifest: args.manifest,
             inputs,
             walk: args.walk.options(None)?,
-            algorithm: Algorithm::from(args.algorithm),
+            algorithm: algorithm::one(&args.algorithm, args.length.as_deref())?,
             zero: args.zero,
             json: args.pool.format == FormatArg::Json,
             progress: args.pool.progress(),
@@ -651,23 +690,34 @@ fn audit_config(args: AuditArgs) -> Result<Config, clap::Error> {
 }
 
 fn hash_config(args: HashArgs) -> Result<Config, clap::Error> {
-    let algorithm = Algorithm::from(args.algorithm);
+    let algorithms = algorithm::list(&args.algorithm, args.length.as_deref())?;
+    if !algorithms.is_single() && args.update.is_some() {
+        return Err(usage_error(format!(
+            "--update keeps a manifest of one algorithm (got {algorithms})"
+        )));
+    }
     let lines = LineFormat {
-        style: if args.tag {
+        // Untagged lines do not say their algorithm: several digests of a file must be told
+        // apart, so they are tagged, as cksum writes them.
+        style: if args.tag || !algorithms.is_single() {
             LineStyle::Bsd
         } else {
             LineStyle::Gnu
         },
         zero: args.zero,
-        tag: algorithm.tag(),
+        encoding: if args.base64 {
+            Encoding::Base64
+        } else {
+            Encoding::Hex
+        },
     };
     let format = match args.pool.format {
         FormatArg::Text => Format::Text(lines),
-        // With --update, --tag and -z shape the manifest, and JSON goes to stdout.
+        // With --update, --tag, -z and --base64 shape the manifest, and JSON goes to stdout.
         FormatArg::Json if args.update.is_some() => Format::Json,
-        FormatArg::Json if args.tag || args.zero => {
+        FormatArg::Json if args.tag || args.zero || args.base64 => {
             return Err(usage_error(
-                "--tag and --zero do not apply to --format json",
+                "--tag, --zero and --base64 do not apply to --format json",
             ));
         }
         FormatArg::Json => Format::Json,
@@ -699,7 +749,7 @@ fn hash_config(args: HashArgs) -> Result<Config, clap::Error> {
             walk: args.walk.options(args.shard.or(args.shard_index))?,
             format,
             hash: HashOptions {
-                algorithm,
+                algorithm: algorithms,
                 skip: Vec::new(),
             },
             output: args.output,
@@ -713,6 +763,7 @@ fn hash_config(args: HashArgs) -> Result<Config, clap::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::digest::Algorithms;
 
     fn config(args: &[&str]) -> Config {
         let cli =
@@ -737,13 +788,13 @@ mod tests {
         };
         assert_eq!(hash.inputs, vec![PathBuf::from("a")]);
         assert!(hash.walk.follow_links);
-        assert_eq!(hash.hash.algorithm, Algorithm::Sha512);
+        assert_eq!(hash.hash.algorithm, Algorithms::one(Algorithm::Sha512));
         let Format::Text(format) = hash.format else {
             panic!("not text")
         };
         assert_eq!(format.style, LineStyle::Bsd);
         assert!(format.zero);
-        assert_eq!(format.tag, "SHA512");
+        assert_eq!(format.encoding, Encoding::Hex);
     }
 
     #[test]
