@@ -56,18 +56,13 @@ fn every_algorithm(c: &mut Criterion) {
     group.finish();
 }
 
-/// BLAKE3 of 256 MiB on a pool of two threads that are idle inside rayon, fed to
-/// `Hasher::update_in_pool` in pieces from 128 KiB to the whole: how large the buffers an
-/// engine hands it must be for one file to use both cores (the engine of today hands 128 KiB
-/// steps from 1 MiB chunks and 2 MiB mapped windows, and calls `update`, one core).
+/// BLAKE3 of 256 MiB fed to `Hasher::update_parallel` (rayon's global pool) in pieces from
+/// 128 KiB to the whole: how large the buffers the engine hands it must be for one file to
+/// use every core (a worker hands it 2 MiB mapped windows).
 fn blake3_units(c: &mut Criterion) {
     let mut group = c.benchmark_group("blake3_units");
     let size = 256 << 20;
     let data: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(2)
-        .build()
-        .expect("pool");
     group.throughput(Throughput::Bytes(size as u64));
     group.sample_size(10);
     group.bench_function("update, one thread", |b| {
@@ -78,15 +73,13 @@ fn blake3_units(c: &mut Criterion) {
         })
     });
     for unit in [128 << 10, 1 << 20, 2 << 20, 8 << 20, 32 << 20, size] {
-        group.bench_function(BenchmarkId::new("update_in_pool", unit >> 10), |b| {
+        group.bench_function(BenchmarkId::new("update_parallel", unit >> 10), |b| {
             b.iter(|| {
-                pool.install(|| {
-                    let mut hasher = Hasher::new(Algorithms::one(Algorithm::Blake3));
-                    for piece in black_box(&data).chunks(unit) {
-                        hasher.update_in_pool(piece);
-                    }
-                    hasher.finalize()
-                })
+                let mut hasher = Hasher::new(Algorithms::one(Algorithm::Blake3));
+                for piece in black_box(&data).chunks(unit) {
+                    hasher.update_parallel(piece);
+                }
+                hasher.finalize()
             })
         });
     }

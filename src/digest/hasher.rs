@@ -53,7 +53,7 @@ impl Hasher {
         }
     }
 
-    /// Whether [`Hasher::update_in_pool`] can spread one buffer over several cores, and from
+    /// Whether [`Hasher::update_parallel`] can spread one buffer over several cores, and from
     /// what size on: BLAKE3 alone (its tree hash splits anywhere), with buffers of
     /// [`PARALLEL_UNIT`] or more. `None` for every other set: the others are sequential, and
     /// several algorithms at once already keep a core busy.
@@ -61,27 +61,15 @@ impl Hasher {
         (self.rest.is_empty() && matches!(self.first, State::Blake3(_))).then_some(PARALLEL_UNIT)
     }
 
-    /// Feeds `data` as [`Hasher::update`] does, except that BLAKE3 spreads a buffer of
-    /// [`PARALLEL_UNIT`] or more over the rayon pool of the calling thread (`rayon::join`, the
-    /// blake3 crate's `update_rayon`); off a pool, and for everything else, it is `update`.
-    ///
-    /// Three things must hold where it is called, and the engine of today holds none of them,
-    /// so it calls `update` only:
-    ///
-    /// - the pool's other threads help only when they are idle *inside rayon*; a worker that
-    ///   waits on a condition variable never takes a share;
-    /// - no job of that pool may wait for this one: a thread that waits for a half someone
-    ///   stole runs other jobs of the pool meanwhile, and a long-running job picked up there
-    ///   (a worker loop started with `spawn`) would hold this hash until it ends: a hang;
-    /// - memory that may fault (a mapped file that shrinks) is read on every thread of the
-    ///   pool, so each must catch the fault, not only the caller.
-    pub fn update_in_pool(&mut self, data: &[u8]) {
+    /// Feeds `data` as [`Hasher::update`] does, except that BLAKE3 alone spreads a buffer
+    /// of [`PARALLEL_UNIT`] or more over several threads (the blake3 crate's
+    /// `update_rayon`, on rayon's global pool when called off any pool). The engine calls
+    /// it from a worker that has one file and other workers idle; rayon's global pool runs
+    /// nothing else of sumpool's, so no thread that waits on a half can pick up unrelated
+    /// work, and the memory it reads is guarded for every thread (`engine::mapped`).
+    pub fn update_parallel(&mut self, data: &[u8]) {
         match &mut self.first {
-            State::Blake3(h)
-                if self.rest.is_empty()
-                    && data.len() >= PARALLEL_UNIT
-                    && rayon::current_thread_index().is_some() =>
-            {
+            State::Blake3(h) if self.rest.is_empty() && data.len() >= PARALLEL_UNIT => {
                 h.update_rayon(data);
             }
             _ => self.update(data),

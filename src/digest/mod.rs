@@ -13,11 +13,10 @@
 //!
 //! BLAKE3 is the one algorithm that can spread a single input over several cores (its tree
 //! hash). [`Hasher::update`] never does: it hashes on the calling thread, which is always
-//! safe. [`Hasher::update_in_pool`] spreads a large buffer over the caller's rayon pool, for an
-//! engine whose threads can share that way; its documentation says what such an engine must
-//! guarantee (idle workers inside rayon, no worker loop that a waiting thread could pick up,
-//! faults of mapped memory caught on every thread), and [`Hasher::parallel_unit`] tells an
-//! engine which hashers gain from it and from what buffer size.
+//! safe. [`Hasher::update_parallel`] spreads a large buffer over rayon's global pool, which
+//! runs nothing else of sumpool's; its documentation says what the engine guarantees when it
+//! calls it (faults of mapped memory caught on every thread), and [`Hasher::parallel_unit`]
+//! tells the engine which hashers gain from it and from what buffer size.
 
 use std::fmt;
 use std::num::NonZeroU8;

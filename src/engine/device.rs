@@ -160,6 +160,18 @@ fn fs_magic(statfs: &rustix::fs::StatFs) -> i64 {
     statfs.f_type as i64
 }
 
+/// Whether the file system of `file` is local, so mapping it is safe: a page fault there
+/// waits on a local disk at worst, never on a server that may not answer. Asked by the
+/// reader that opened the file (`statfs` may wait on a file server: never under a lock).
+pub(crate) fn is_local(file: &std::fs::File) -> bool {
+    match rustix::fs::fstatfs(file) {
+        Ok(statfs) => !NETWORK_FS
+            .iter()
+            .any(|(magic, _)| *magic == fs_magic(&statfs)),
+        Err(_) => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

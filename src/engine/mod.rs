@@ -37,6 +37,7 @@ pub mod calibrate;
 pub(crate) mod device;
 pub(crate) mod lanes;
 pub mod load;
+pub(crate) mod mapped;
 pub mod multibuf;
 pub mod policy;
 pub mod read;

@@ -41,6 +41,8 @@ pub(crate) trait Handle: Send + Sync {
     fn read(&self, buf: &mut [u8]) -> io::Result<usize>;
     /// Tells the storage that `len` bytes at `offset` will be read soon.
     fn will_need(&self, offset: u64, len: u64);
+    /// The file itself, if it is one of a local file system that may be mapped (`mapped`).
+    fn mappable(&self) -> Option<&File>;
 }
 
 /// The file system.
@@ -147,5 +149,9 @@ impl Handle for DiskFile {
             std::num::NonZeroU64::new(len),
             Advice::WillNeed,
         );
+    }
+
+    fn mappable(&self) -> Option<&File> {
+        crate::engine::device::is_local(&self.0).then_some(&self.0)
     }
 }

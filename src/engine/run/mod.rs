@@ -11,7 +11,7 @@
 //! | --- | --- | --- |
 //! | feeder (1) | [`feeder`] | numbers and plans the items, queues requests, at most [`Tuning::window`] ahead of the output; looks ahead for large files |
 //! | readers (by device policy) | [`reader`] | open and read; hash small files and files read whole (several at once); stream large ones in chunks |
-//! | workers (one per core) | [`worker`] | hash large files, several at once, from their chunks |
+//! | workers (one per `-j`) | [`worker`] | hash large files, several at once: mapped window by window (local file systems), or from their reader's chunks |
 //! | calling thread | this module, [`supervisor`] | results in order to the [`Sink`]; signals; flushes while it waits; the stall timeout and rescue |
 //!
 //! The queues between them, and the lock order, are in [`state`]; the results' way back is
@@ -258,9 +258,18 @@ where
             }
         }
     }));
-    for _ in 0..workers {
-        let shared = Arc::clone(&shared);
-        engine.pool.spawn(move || worker::work(&shared));
+    // Threads of their own, not of the run's rayon pool: a worker hashing BLAKE3 spreads a
+    // window over rayon's global pool (`Hasher::update_parallel`), which only threads off
+    // any pool do; and like readers they are not joined (a page of a dying local disk may
+    // hold one in the kernel).
+    for index in 0..workers {
+        let worker = Arc::clone(&shared);
+        let spawned = std::thread::Builder::new()
+            .name(format!("sumpool-worker-{index}"))
+            .spawn(move || worker::work(&worker));
+        if let Err(e) = spawned {
+            shared.thread_failed(&e);
+        }
     }
     let result = std::thread::scope(|scope| {
         let feeder = Arc::clone(&shared);

@@ -48,7 +48,7 @@ use crate::engine::run::buffers::{Budget, Buffer};
 use crate::engine::run::handoff::Results;
 use crate::engine::run::{Then, Tuning};
 use crate::engine::source::{FileId, Source};
-use crate::engine::storage::Storage;
+use crate::engine::storage::{Handle, Storage};
 use crate::format::state::FileState;
 use crate::report::{Failure, Reason};
 
@@ -118,20 +118,32 @@ pub(crate) struct StreamFlags {
     pub timed_out: AtomicBool,
 }
 
-/// A large file being streamed, as the worker that hashes it holds it.
+/// A large file being hashed, as the worker that hashes it holds it.
 pub(crate) struct Stream {
     pub seq: u64,
     pub name: PathBuf,
     pub algorithm: Algorithms,
     /// Its status when opened.
     pub before: Box<Stat>,
-    /// The chunks the reader reads, [`crate::engine::policy::CHUNKS_AHEAD`] ahead.
-    pub chunks: Receiver<Chunk>,
-    /// Chunks hashed, back to the reader to be filled again.
-    pub spent: Sender<Vec<u8>>,
+    /// Where its bytes come from.
+    pub feed: Feed,
     pub flags: Arc<StreamFlags>,
     /// Its place among the streams of the run, given back when the worker is done.
     pub _slot: StreamSlot,
+}
+
+/// Where the bytes of a large file come from.
+pub(crate) enum Feed {
+    /// Read by its reader, chunk by chunk, [`crate::engine::policy::CHUNKS_AHEAD`] ahead;
+    /// chunks hashed go back to the reader through `spent` to be filled again. Files of
+    /// network file systems (a page fault there could wait for ever on a hashing core), and
+    /// any storage that cannot map.
+    Chunks {
+        chunks: Receiver<Chunk>,
+        spent: Sender<Vec<u8>>,
+    },
+    /// Mapped by the worker, window by window (`mapped`): files of local file systems.
+    Mapped(Box<dyn Handle>),
 }
 
 impl Stream {

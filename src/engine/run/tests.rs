@@ -132,6 +132,10 @@ impl Handle for FakeHandle {
     }
 
     fn will_need(&self, _offset: u64, _len: u64) {}
+
+    fn mappable(&self) -> Option<&std::fs::File> {
+        None
+    }
 }
 
 /// Sizes that take every path: hashed by the reader, read whole, streamed in chunks (with

@@ -1,20 +1,27 @@
 //! The hashing workers: large files, several at once on each core. Everything here runs on
-//! a worker (a thread of the run's rayon pool, one per core).
+//! a worker (one thread per `-j`, started by the run).
 //!
 //! A worker takes the largest large file waiting (`Shared::streams`) into a free lane, up to
-//! its fair share while other workers have none, and hashes the chunks its reader sends
-//! (`reader`), interleaving the lanes (`lanes`): four files of 512 MiB on two cores go two
-//! and two, and each core keeps its SHA unit busy with two files. A large file anywhere in
-//! the window starts early (the scout moved it ahead, `feeder`) and the largest first, so no
-//! core idles at the end while it finishes.
+//! its fair share while other workers have none, and hashes its bytes, interleaving the
+//! lanes (`lanes`): four files of 512 MiB on two cores go two and two, and each core keeps
+//! its SHA unit busy with two files. A large file anywhere in the window starts early (the
+//! scout moved it ahead, `feeder`) and the largest first, so no core idles at the end while
+//! it finishes.
 //!
-//! Workers never touch the file system: a stuck read holds its reader, never a core. What a
-//! worker waits for (a chunk of one of its files, a new file, the end of the run) is a
-//! channel, and it sleeps in a [`Select`] over them.
+//! A file of a local file system is mapped here, a window at a time, its pages faulted in
+//! (`mapped`): no copy, and the reading of a cold page happens on this core, ahead of which
+//! the kernel was asked to read. That is the one way a worker touches storage, and only a
+//! local disk's: a file of a network file system is read by its reader, whose chunks come
+//! through a channel, so a stuck server holds a reader, never a core. What a worker waits
+//! for (a chunk, a new file, the end of the run) is a channel, and it sleeps in a
+//! [`Select`] over them.
 //!
-//! The checks are those of the readers: the file's status after its last chunk (taken by
-//! its reader) must be the one it had when opened, and it must hold as many bytes as its
-//! size said, or it "changed while being read".
+//! BLAKE3 alone, with one file and other workers idle, spreads each window over every core
+//! (`Hasher::update_parallel`), as `b3sum` does.
+//!
+//! The checks are those of the readers: the file's status after its last byte was hashed
+//! must be the one it had when opened, and it must hold as many bytes as its size said, or
+//! it "changed while being read".
 
 use std::sync::atomic::Ordering;
 
@@ -23,29 +30,51 @@ use rustix::fs::Stat;
 
 use crate::digest::Digests;
 use crate::engine::lanes::{self, LaneHash};
+use crate::engine::mapped::{WINDOW, Window, read_guarded};
 use crate::engine::multibuf::BLOCK_LEN;
+use crate::engine::policy::READ_AHEAD;
 use crate::engine::read::{Hashed, Hashing, changed, regular_state};
 use crate::engine::run::handoff::POLL;
-use crate::engine::run::state::{Chunk, Shared, Stream, lock};
+use crate::engine::run::state::{Chunk, Feed, Shared, Stream, lock};
 use crate::report::{Failure, Reason};
 
-/// Large files one worker hashes at once, at most (its lanes, and memory: each stream holds
-/// a few chunks).
+/// Large files one worker hashes at once, at most (its lanes, and memory).
 const STREAMS_PER_WORKER: usize = 2;
+
+/// The bytes a lane has now.
+enum Piece {
+    None,
+    Chunk(Vec<u8>),
+    Window(Window),
+}
+
+impl Piece {
+    fn len(&self) -> usize {
+        match self {
+            Piece::None => 0,
+            Piece::Chunk(chunk) => chunk.len(),
+            Piece::Window(window) => window.len(),
+        }
+    }
+}
 
 /// One large file in flight.
 struct Lane {
     stream: Stream,
     hash: LaneHash,
-    /// The chunk being hashed, and how far.
-    chunk: Option<Vec<u8>>,
+    piece: Piece,
+    /// How far into the piece it hashed.
     pos: usize,
-    /// Less than a block carried from the end of a chunk to the next (interleaved lanes
-    /// take whole blocks only; chunks are whole blocks but for the last).
+    /// Less than a block carried from the end of a piece to the next (interleaved lanes
+    /// take whole blocks only; pieces are whole blocks but for the last).
     carry: Vec<u8>,
     /// Bytes hashed so far.
     total: u64,
-    /// No more chunks: the status after the last one.
+    /// Where the next window of a mapped file starts, and how far ahead the kernel was asked
+    /// to read.
+    next: u64,
+    advised: u64,
+    /// No more bytes: the status after the last.
     ended: Option<Box<Stat>>,
     failed: Option<Reason>,
 }
@@ -56,107 +85,175 @@ impl Lane {
         Lane {
             stream,
             hash,
-            chunk: None,
+            piece: Piece::None,
             pos: 0,
             carry: Vec::new(),
             total: 0,
+            next: 0,
+            advised: READ_AHEAD,
             ended: None,
             failed: None,
         }
     }
 
-    /// The bytes of the chunk not hashed yet.
-    fn available(&self) -> &[u8] {
-        self.chunk.as_deref().map_or(&[], |c| &c[self.pos..])
+    fn left(&self) -> usize {
+        self.piece.len() - self.pos
     }
 
     /// Whether it cannot go on with what it has, and more is to come.
-    fn wants_chunk(&self) -> bool {
-        self.failed.is_none()
-            && self.ended.is_none()
-            && self.hash.wants_more(self.available().len())
+    fn wants_more(&self) -> bool {
+        self.failed.is_none() && self.ended.is_none() && self.hash.wants_more(self.left())
     }
 
     /// Whether it is done: failed, or hashed up to its tail.
     fn is_done(&self) -> bool {
-        self.failed.is_some()
-            || (self.ended.is_some() && self.hash.wants_more(self.available().len()))
+        self.failed.is_some() || (self.ended.is_some() && self.hash.wants_more(self.left()))
     }
 
-    /// Takes what its reader sent, if anything: `true` if it got something.
-    fn take_chunk(&mut self) -> bool {
-        match self.stream.chunks.try_recv() {
-            Ok(Chunk::Data(data)) => {
-                self.keep_tail();
-                if let Some(old) = self.chunk.replace(data) {
-                    let _ = self.stream.spent.send(old);
+    /// Gets the next bytes: maps the next window, or takes the chunk its reader sent.
+    /// `true` if it got something (bytes, the end, a failure).
+    fn fetch(&mut self) -> bool {
+        if self.stream.flags.timed_out.load(Ordering::Acquire) {
+            // Given up on by the stall watchdog, its reader stuck.
+            self.failed = Some(Reason::TimedOut);
+            return true;
+        }
+        let fetched = match &self.stream.feed {
+            Feed::Mapped(_) => Some(self.map_next()),
+            Feed::Chunks { chunks, .. } => match chunks.try_recv() {
+                Ok(Chunk::Data(data)) => Some(Ok(Fetched::Piece(Piece::Chunk(data)))),
+                Ok(Chunk::End(after)) => Some(Ok(Fetched::End(after))),
+                Ok(Chunk::Failed(reason)) => Some(Err(reason)),
+                Err(TryRecvError::Empty) => None,
+                Err(TryRecvError::Disconnected) => Some(Err(Reason::Io(std::io::Error::other(
+                    "the reader of this file stopped",
+                )))),
+            },
+        };
+        match fetched {
+            None => false,
+            Some(Ok(Fetched::Piece(piece))) => {
+                if let Err(reason) = self.keep_tail() {
+                    self.failed = Some(reason);
+                    return true;
+                }
+                let old = std::mem::replace(&mut self.piece, piece);
+                if let (Piece::Chunk(old), Feed::Chunks { spent, .. }) = (old, &self.stream.feed) {
+                    let _ = spent.send(old);
                 }
                 self.pos = 0;
-                self.absorb_carry();
+                if let Err(reason) = self.absorb_carry() {
+                    self.failed = Some(reason);
+                }
                 true
             }
-            Ok(Chunk::End(after)) => {
+            Some(Ok(Fetched::End(after))) => {
                 self.ended = Some(after);
                 true
             }
-            Ok(Chunk::Failed(reason)) => {
+            Some(Err(reason)) => {
                 self.failed = Some(reason);
                 true
             }
-            // Given up on by the stall watchdog, its reader stuck.
-            Err(TryRecvError::Empty) if self.stream.flags.timed_out.load(Ordering::Acquire) => {
-                self.failed = Some(Reason::TimedOut);
-                true
+        }
+    }
+
+    /// Maps the next window of a mapped file, or, past its last byte, takes its status.
+    fn map_next(&mut self) -> Result<Fetched, Reason> {
+        let Feed::Mapped(handle) = &self.stream.feed else {
+            return Err(Reason::Io(std::io::Error::other("not a mapped file")));
+        };
+        let size = self.stream.size();
+        if self.next >= size {
+            return Ok(Fetched::End(Box::new(handle.stat()?)));
+        }
+        if self.advised < size && self.next + READ_AHEAD / 2 >= self.advised {
+            handle.will_need(self.advised, READ_AHEAD.min(size - self.advised));
+            self.advised += READ_AHEAD;
+        }
+        let len = (size - self.next).min(WINDOW as u64) as usize;
+        let offset = self.next;
+        self.next += len as u64;
+        if let Some(file) = handle.mappable()
+            && let Some(window) = Window::map(file, offset, len)?
+        {
+            return Ok(Fetched::Piece(Piece::Window(window)));
+        }
+        // Every guard slot of the process taken: read this window instead.
+        let mut buf = vec![0u8; len];
+        let mut done = 0;
+        while done < len {
+            match handle.read_at(&mut buf[done..], offset + done as u64)? {
+                0 => return Err(Reason::Changed),
+                n => done += n,
             }
-            Err(TryRecvError::Empty) => false,
-            Err(TryRecvError::Disconnected) => {
-                let gone = std::io::Error::other("the reader of this file stopped");
-                self.failed = Some(Reason::Io(gone));
-                true
+        }
+        Ok(Fetched::Piece(Piece::Chunk(buf)))
+    }
+
+    /// Moves what is left of the piece (less than a block) to the carry.
+    fn keep_tail(&mut self) -> Result<(), Reason> {
+        let tail = self.tail()?;
+        self.carry.extend_from_slice(&tail);
+        self.pos = self.piece.len();
+        Ok(())
+    }
+
+    /// The bytes of the piece not hashed yet (read inside the guard for a window).
+    fn tail(&self) -> Result<Vec<u8>, Reason> {
+        match &self.piece {
+            Piece::None => Ok(Vec::new()),
+            Piece::Chunk(chunk) => Ok(chunk[self.pos..].to_vec()),
+            Piece::Window(window) => {
+                let (tail, mut faults) = read_guarded(&[(window, self.pos)], |s| s[0].to_vec());
+                match faults.pop().flatten() {
+                    Some(reason) => Err(reason),
+                    None => Ok(tail),
+                }
             }
         }
     }
 
-    /// Moves what is left of the chunk (less than a block) to the carry.
-    fn keep_tail(&mut self) {
-        let rest = self.available().to_vec();
-        self.carry.extend_from_slice(&rest);
-        self.pos = self.chunk.as_ref().map_or(0, Vec::len);
-    }
-
-    /// Hashes the carry with the first bytes of the new chunk, as one block.
-    fn absorb_carry(&mut self) {
+    /// Hashes the carry with the first bytes of the new piece, as one block.
+    fn absorb_carry(&mut self) -> Result<(), Reason> {
         if self.carry.is_empty() {
-            return;
+            return Ok(());
         }
         let need = BLOCK_LEN - self.carry.len();
-        let Some(chunk) = &self.chunk else { return };
-        let take = need.min(chunk.len());
-        self.carry.extend_from_slice(&chunk[..take]);
+        let head = self.tail()?;
+        let take = need.min(head.len());
+        self.carry.extend_from_slice(&head[..take]);
         self.pos = take;
         if self.carry.len() == BLOCK_LEN {
             let block = std::mem::take(&mut self.carry);
             let taken = lanes::step(&mut [&mut self.hash], &[&block]);
             self.total += taken[0] as u64;
         }
+        Ok(())
     }
 
     /// The outcome once done.
     fn finish(self) -> (u64, Result<Hashing, Failure>) {
         let seq = self.stream.seq;
         let name = self.stream.name.clone();
-        if let Some(reason) = self.failed {
+        let tail = self.tail();
+        let failed = self
+            .failed
+            .or_else(|| tail.as_ref().err().map(clone_reason));
+        if let Some(reason) = failed {
             return (seq, Err(Failure::new(name, reason)));
         }
-        let mut tail = self.carry;
-        tail.extend_from_slice(self.chunk.as_deref().map_or(&[], |c| &c[self.pos..]));
-        let bytes = self.total + tail.len() as u64;
-        let digest: Digests = self.hash.finish(&tail, bytes);
+        let mut last = self.carry;
+        last.extend_from_slice(&tail.unwrap_or_default());
+        let bytes = self.total + last.len() as u64;
+        let digest: Digests = self.hash.finish(&last, bytes);
         let before = &self.stream.before;
-        let after = self.ended.as_deref();
         // Fewer bytes than its size: it shrank while being read; a status that moved: it was
         // written meanwhile.
-        let moved = after.is_none_or(|after| changed(before, after));
+        let moved = self
+            .ended
+            .as_deref()
+            .is_none_or(|after| changed(before, after));
         if bytes < before.st_size as u64 || moved {
             return (seq, Err(Failure::new(name, Reason::Changed)));
         }
@@ -167,6 +264,21 @@ impl Lane {
             state: regular_state(before),
         };
         (seq, Ok(Hashing::Hashed(hashed)))
+    }
+}
+
+/// What a lane fetched.
+enum Fetched {
+    Piece(Piece),
+    End(Box<Stat>),
+}
+
+/// A reason again (the only ones a tail read gives: no I/O error value to share).
+fn clone_reason(reason: &Reason) -> Reason {
+    match reason {
+        Reason::Changed => Reason::Changed,
+        Reason::TimedOut => Reason::TimedOut,
+        other => Reason::Io(std::io::Error::other(other.to_string())),
     }
 }
 
@@ -187,10 +299,10 @@ pub(crate) fn work<R: Send + 'static>(shared: &Shared<R>) {
             idle = false;
         }
         let mut progressed = took;
-        for lane in lanes.iter_mut().filter(|l| l.wants_chunk()) {
-            progressed |= lane.take_chunk();
+        for lane in lanes.iter_mut().filter(|l| l.wants_more()) {
+            progressed |= lane.fetch();
         }
-        progressed |= compress(&mut lanes);
+        progressed |= compress(shared, &mut lanes);
         let mut i = 0;
         while i < lanes.len() {
             if lanes[i].is_done() {
@@ -235,35 +347,99 @@ fn take_streams<R>(shared: &Shared<R>, lanes: &mut Vec<Lane>, max: usize, multi:
     took
 }
 
+/// Where a lane's bytes are, while they are hashed.
+enum View<'a> {
+    Chunk(&'a [u8]),
+    /// The window at this index of the guarded ones.
+    Window(usize),
+}
+
 /// Hashes what the lanes have. Whether anything was hashed.
-fn compress(lanes: &mut [Lane]) -> bool {
-    let ready: Vec<usize> = (0..lanes.len())
-        .filter(|&i| {
-            lanes[i].failed.is_none() && !lanes[i].hash.wants_more(lanes[i].available().len())
-        })
-        .collect();
+fn compress<R>(shared: &Shared<R>, lanes: &mut [Lane]) -> bool {
+    if let [lane] = lanes
+        && parallel(shared, lane)
+    {
+        return compress_parallel(lane);
+    }
+    let mut hashes: Vec<&mut LaneHash> = Vec::new();
+    let mut views: Vec<View<'_>> = Vec::new();
+    let mut windows: Vec<(&Window, usize)> = Vec::new();
+    let mut ready: Vec<usize> = Vec::new();
+    for (i, lane) in lanes.iter_mut().enumerate() {
+        let left = lane.piece.len() - lane.pos;
+        if lane.failed.is_some() || lane.hash.wants_more(left) {
+            continue;
+        }
+        let Lane {
+            hash, piece, pos, ..
+        } = lane;
+        match piece {
+            Piece::None => continue,
+            Piece::Chunk(chunk) => views.push(View::Chunk(&chunk[*pos..])),
+            Piece::Window(window) => {
+                views.push(View::Window(windows.len()));
+                windows.push((window, *pos));
+            }
+        }
+        hashes.push(hash);
+        ready.push(i);
+    }
     if ready.is_empty() {
         return false;
     }
-    let taken = {
-        let mut hashes: Vec<&mut LaneHash> = Vec::with_capacity(ready.len());
-        let mut views: Vec<&[u8]> = Vec::with_capacity(ready.len());
-        for (i, lane) in lanes.iter_mut().enumerate() {
-            if ready.contains(&i) {
-                let Lane {
-                    hash, chunk, pos, ..
-                } = lane;
-                hashes.push(hash);
-                views.push(chunk.as_deref().map_or(&[], |c| &c[*pos..]));
-            }
-        }
-        lanes::step(&mut hashes, &views)
-    };
+    let (taken, faults) = read_guarded(&windows, |mapped| {
+        let data: Vec<&[u8]> = views
+            .iter()
+            .map(|view| match view {
+                View::Chunk(bytes) => *bytes,
+                View::Window(k) => mapped[*k],
+            })
+            .collect();
+        lanes::step(&mut hashes, &data)
+    });
+    let mut faults = faults.into_iter();
     for (k, &i) in ready.iter().enumerate() {
-        lanes[i].pos += taken[k];
-        lanes[i].total += taken[k] as u64;
+        let lane = &mut lanes[i];
+        if matches!(lane.piece, Piece::Window(_))
+            && let Some(Some(reason)) = faults.next()
+        {
+            lane.failed = Some(reason);
+        }
+        lane.pos += taken[k];
+        lane.total += taken[k] as u64;
     }
     taken.iter().any(|&n| n > 0)
+}
+
+/// Whether this lane, alone on its worker, is hashed over every core: BLAKE3 alone, a
+/// window, more than one worker and another one idle.
+fn parallel<R>(shared: &Shared<R>, lane: &Lane) -> bool {
+    let LaneHash::Single(hasher) = &lane.hash else {
+        return false;
+    };
+    hasher.parallel_unit().is_some()
+        && matches!(lane.piece, Piece::Window(_))
+        && lane.pos == 0
+        && lane.carry.is_empty()
+        && shared.workers > 1
+        && shared.idle_workers.load(Ordering::Acquire) > 0
+}
+
+/// Hashes the whole window of a lane over every core.
+fn compress_parallel(lane: &mut Lane) -> bool {
+    let (LaneHash::Single(hasher), Piece::Window(window)) = (&mut lane.hash, &lane.piece) else {
+        return false;
+    };
+    let len = window.len();
+    let ((), mut faults) = read_guarded(&[(window, 0)], |mapped| {
+        hasher.update_parallel(mapped[0]);
+    });
+    if let Some(reason) = faults.pop().flatten() {
+        lane.failed = Some(reason);
+    }
+    lane.pos = len;
+    lane.total += len as u64;
+    true
 }
 
 /// Sleeps until a chunk comes for a lane that wants one, a new file is queued (when
@@ -271,10 +447,10 @@ fn compress(lanes: &mut [Lane]) -> bool {
 fn wait<R>(shared: &Shared<R>, lanes: &[Lane], may_take: bool) {
     let mut select = Select::new();
     let mut watched = Vec::new();
-    for (i, lane) in lanes.iter().enumerate() {
-        if lane.wants_chunk() {
-            select.recv(&lane.stream.chunks);
-            watched.push(i);
+    for lane in lanes.iter().filter(|l| l.wants_more()) {
+        if let Feed::Chunks { chunks, .. } = &lane.stream.feed {
+            select.recv(chunks);
+            watched.push(chunks);
         }
     }
     if may_take {
@@ -288,7 +464,7 @@ fn wait<R>(shared: &Shared<R>, lanes: &[Lane], may_take: bool) {
         let _ = shared.wake_workers.1.try_recv();
     }
     let timed_out = ready.is_err();
-    let chunk_waiting = watched.iter().any(|&i| !lanes[i].stream.chunks.is_empty());
+    let chunk_waiting = watched.iter().any(|chunks| !chunks.is_empty());
     let stream_waiting = may_take && !lock(&shared.streams).is_empty();
     crate::engine::count_lost_wakeup(timed_out, chunk_waiting || stream_waiting);
 }

@@ -1,9 +1,16 @@
-//! Streaming one large file to a worker. Runs on a reader: the reader that opened the file
-//! reads it to its end, [`CHUNK`] at a time, [`CHUNKS_AHEAD`] ahead of the worker that
-//! hashes it, and asks the storage to read [`READ_AHEAD`] further ahead still, so that the
-//! device has a deep queue whatever its own read-ahead. While it streams, what it held goes
-//! on without it: its results are posted, the files it read whole hashed, and the requests
-//! it took put back in the queue.
+//! Handing one large file to a worker. Runs on a reader.
+//!
+//! A file of a local file system goes to a worker as it is, open: the worker maps it window
+//! by window (`mapped`), which reads the page cache without a copy (measured on 4 files of
+//! 512 MiB on 2 cores: the copy of reading made hashing 15% slower warm). The reader asks
+//! the kernel to start reading ahead, and is free at once.
+//!
+//! Any other file (a network file system, where a page fault on a hashing core could wait
+//! for ever) is read by the reader that opened it, to its end, [`CHUNK`] at a time,
+//! [`CHUNKS_AHEAD`] ahead of the worker that hashes it, asking the storage to read
+//! [`READ_AHEAD`] further ahead still. While it streams, what it held goes on without it:
+//! its results are posted, the files it read whole hashed, the requests it took put back in
+//! the queue, and an extra reader called in.
 //!
 //! The chunks go through a bounded channel to the worker, and come back through another
 //! to be filled again: a stream allocates at most [`CHUNKS_AHEAD`] + 2 chunks. A reader
@@ -18,14 +25,14 @@ use rustix::fs::Stat;
 
 use crate::digest::Algorithms;
 use crate::engine::policy::{CHUNK, CHUNKS_AHEAD, READ_AHEAD};
-use crate::engine::run::state::{Chunk, Stream, StreamFlags, lock};
+use crate::engine::run::state::{Chunk, Feed, Stream, StreamFlags, lock};
 use crate::engine::source::Source;
 use crate::engine::storage::Handle;
 
 use super::{Reader, fill};
 
 impl<R: Send + 'static> Reader<'_, R> {
-    /// Streams a large file to a worker: see the module header. `false` if the reader was
+    /// Hands a large file to a worker: see the module header. `false` if the reader was
     /// given up on and must leave.
     pub(super) fn stream(
         &mut self,
@@ -37,32 +44,54 @@ impl<R: Send + 'static> Reader<'_, R> {
         if !self.out_of_storage() {
             return false;
         }
+        let shared = self.shared;
+        let go_on = || !shared.stopping();
+        let size = before.st_size as u64;
+        let name = source.into_name();
+        let flags = Arc::new(StreamFlags::default());
+        // A file of a local file system is mapped by its worker: this reader is free at
+        // once. (The place among the streams is waited for first: a reader holds at most one
+        // large file open.)
+        if handle.mappable().is_some() {
+            let Some(slot) = shared.stream_slots.take(go_on) else {
+                return true;
+            };
+            handle.will_need(0, size.min(READ_AHEAD));
+            lock(&shared.streams).push(Stream {
+                seq,
+                name,
+                algorithm,
+                before: Box::new(before),
+                feed: Feed::Mapped(handle),
+                flags,
+                _slot: slot,
+            });
+            shared.wake_a_worker();
+            return true;
+        }
         // This reader is busy with one file for a while: what it holds and the requests it
         // took go on without it, and an extra reader takes its place.
         self.flush();
         self.give_back_taken();
-        let shared = self.shared;
         shared.streaming.fetch_add(1, Ordering::AcqRel);
         let _streaming = Streaming(&shared.streaming);
         if shared.queued.load(Ordering::Relaxed) > 0 {
             shared.call_extras(false);
         }
-        let go_on = || !shared.stopping();
         let Some(slot) = shared.stream_slots.take(go_on) else {
             return true;
         };
-        let size = before.st_size as u64;
         let (chunks, from_reader) = bounded(CHUNKS_AHEAD);
         let (spent, to_reader) = unbounded();
-        let flags = Arc::new(StreamFlags::default());
-        let name = source.into_name();
         lock(&shared.streams).push(Stream {
             seq,
             name: name.clone(),
             algorithm,
             before: Box::new(before),
-            chunks: from_reader,
-            spent,
+            feed: Feed::Chunks {
+                chunks: from_reader,
+                spent,
+            },
             flags: Arc::clone(&flags),
             _slot: slot,
         });
