@@ -809,6 +809,45 @@ fn merge_refuses_overlapping_stale_parts_and_names_missing_shards() {
         .run()
         .code(1)
         .stderr_has("shard 2/3 is given twice: part-2 and part-2");
+    // A line per algorithm for each file is no overlap; the same lines twice are.
+    let multi = |k: u32, out: &str| {
+        Cmd::sumpool()
+            .args([
+                "hash",
+                "-a",
+                "sha256,md5",
+                "--shard",
+                &format!("{k}/2"),
+                "-o",
+                out,
+                "data",
+            ])
+            .dir(d)
+            .run()
+            .code(0);
+    };
+    multi(1, "multi-1");
+    multi(2, "multi-2");
+    let single = Cmd::sumpool()
+        .args(["hash", "-a", "sha256,md5", "data"])
+        .dir(d)
+        .run()
+        .stdout;
+    Cmd::sumpool()
+        .args(["merge", "multi-2", "multi-1"])
+        .dir(d)
+        .run()
+        .code(0)
+        .stdout_is(&single);
+    let text = fs::read_to_string(d.join("multi-1")).unwrap();
+    let body: String = text.lines().skip(1).map(|l| format!("{l}\n")).collect();
+    fs::write(d.join("multi-bare"), body).unwrap();
+    Cmd::sumpool()
+        .args(["merge", "multi-bare", "multi-1", "multi-2"])
+        .dir(d)
+        .run()
+        .code(1)
+        .stderr_has("both list");
 }
 
 #[test]

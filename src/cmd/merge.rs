@@ -33,6 +33,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 
 use crate::config::MergeConfig;
+use crate::digest::Algorithm;
 use crate::format::entries::{BadEntry, EntryReader, RawEntry, walk_order};
 use crate::format::manifest::normalize;
 use crate::report::{PROGRAM, Report, is_broken_pipe};
@@ -120,8 +121,10 @@ fn merge_manifests(
     if let Err(why) = check_shards(&inputs) {
         return Ok(Err(why));
     }
-    // The entry written last, and its input, to tell an overlap.
-    let mut last: Option<(Vec<u8>, usize)> = None;
+    // The name written last, the input it came from and the algorithms of its lines so far,
+    // to tell an overlap: a manifest of several algorithms has a line per algorithm for
+    // each file, all in one input.
+    let mut last: Option<(Vec<u8>, usize, Vec<Algorithm>)> = None;
     loop {
         // The input whose current entry comes first in walk order; ties keep argument order.
         let next = inputs
@@ -135,24 +138,27 @@ fn merge_manifests(
             break;
         };
         let name = normalize(&entry.name).to_vec();
-        if let Some((previous, from)) = &last
-            && *previous == name
-        {
-            out.flush().context("standard output")?;
-            let (a, b) = (inputs[*from].name.display(), inputs[i].name.display());
-            let shown =
-                String::from_utf8_lossy(&crate::format::quote::quote_name(&name)).into_owned();
-            let both = if from == &i {
-                format!("{a} lists {shown} twice")
-            } else {
-                format!("{a} and {b} both list {shown}")
-            };
-            return Ok(Err(format!(
-                "{both}: the inputs are not the parts of one run (stale parts of another split?); the merge is incomplete"
-            )));
+        match &mut last {
+            Some((previous, from, algorithms)) if *previous == name => {
+                if *from != i || algorithms.contains(&entry.algorithm) {
+                    out.flush().context("standard output")?;
+                    let (a, b) = (inputs[*from].name.display(), inputs[i].name.display());
+                    let shown = String::from_utf8_lossy(&crate::format::quote::quote_name(&name))
+                        .into_owned();
+                    let both = if *from == i {
+                        format!("{a} lists {shown} twice")
+                    } else {
+                        format!("{a} and {b} both list {shown}")
+                    };
+                    return Ok(Err(format!(
+                        "{both}: the inputs are not the parts of one run (stale parts of another split?); the merge is incomplete"
+                    )));
+                }
+                algorithms.push(entry.algorithm);
+            }
+            _ => last = Some((name, i, vec![entry.algorithm])),
         }
         out.write_all(&entry.bytes).context("standard output")?;
-        last = Some((name, i));
         inputs[i].advance()?;
     }
     out.flush().context("standard output")?;

@@ -12,6 +12,7 @@
 use std::cmp::Ordering;
 use std::io::{self, Read};
 
+use crate::digest::Algorithm;
 use crate::format::parse::{Accept, Layout, parse_line, trim_record};
 use crate::format::records::{Record, RecordReader};
 use crate::format::state;
@@ -51,6 +52,8 @@ pub struct RawEntry {
     pub bytes: Vec<u8>,
     /// The file name the checksum line holds, unescaped.
     pub name: Vec<u8>,
+    /// Its algorithm (a file has a line per algorithm in a manifest of several).
+    pub algorithm: Algorithm,
 }
 
 /// A line that is not part of a manifest.
@@ -125,6 +128,7 @@ impl<R: Read> EntryReader<R> {
             return Ok(Ok(Some(RawEntry {
                 bytes,
                 name: entry.name,
+                algorithm: entry.algorithm,
             })));
         }
     }
