@@ -222,6 +222,16 @@ pub(crate) const CHUNKS_AHEAD: usize = 2;
 /// megabyte in flight per file leave it idle half the time.
 pub(crate) const READ_AHEAD: u64 = 16 << 20;
 
+/// How far ahead of the worker that maps a large file its reader keeps the kernel reading
+/// (`posix_fadvise(WILLNEED)`, [`PREFETCH_STEP`] at a time). Measured cold on a 1 GiB file:
+/// a worker that asked for read-ahead itself, between windows, waited on the disk for most
+/// of each window (1.01 s); a reader asking 32 MiB ahead, on its own thread, overlapped the
+/// reading with the hashing (0.77 s, as reading with `cat`).
+pub(crate) const PREFETCH_AHEAD: u64 = 32 << 20;
+
+/// How much a reader asks to be read ahead at a time.
+pub(crate) const PREFETCH_STEP: u64 = 4 << 20;
+
 /// Large files streamed at once, all workers together: two per worker (each takes the
 /// largest waiting), so that every core has a second file to interleave with the first,
 /// and memory stays bounded (each stream holds [`CHUNKS_AHEAD`] + 1 chunks).

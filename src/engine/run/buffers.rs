@@ -29,7 +29,17 @@ pub(crate) struct Budget {
     waiting: AtomicUsize,
     closed: Mutex<bool>,
     room: Condvar,
+    /// Spare buffers of [`SHARED_FROM`] bytes or more, kept for any reader (their bytes at
+    /// most the budget's): a reader rarely reads two large files in a row, so spares of its
+    /// own would pile up on every reader (32 readers of 1 MiB files kept 32 MiB), and a
+    /// fresh megabyte is a fresh mapping whose pages the kernel zeroes, in system time.
+    large: Mutex<Vec<Vec<u8>>>,
 }
+
+/// Buffers from this size up are shared by the readers of a run ([`Budget`]); smaller ones
+/// stay with the reader that used them ([`Spares`]). A lock per file is nothing beside
+/// reading 128 KiB or more.
+const SHARED_FROM: usize = 128 << 10;
 
 impl Budget {
     pub(crate) fn new(limit: usize) -> Budget {
@@ -39,6 +49,23 @@ impl Budget {
             waiting: AtomicUsize::new(0),
             closed: Mutex::new(false),
             room: Condvar::new(),
+            large: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A spare buffer of `size` bytes, if one is kept.
+    fn spare(&self, size: usize) -> Option<Vec<u8>> {
+        let mut large = self.large.lock().unwrap_or_else(PoisonError::into_inner);
+        let found = large.iter().position(|b| b.len() == size)?;
+        Some(large.swap_remove(found))
+    }
+
+    /// Keeps `data` for another reader, while the spares are fewer bytes than the budget.
+    fn keep(&self, data: Vec<u8>) {
+        let mut large = self.large.lock().unwrap_or_else(PoisonError::into_inner);
+        let kept: usize = large.iter().map(Vec::len).sum();
+        if kept + data.len() <= self.limit {
+            large.push(data);
         }
     }
 
@@ -134,7 +161,11 @@ impl Buffer {
 
     /// Gives the memory back to `spares` (the room goes back to the budget).
     pub(crate) fn recycle(self, spares: &mut Spares) {
-        spares.keep(self.data);
+        if self.data.len() >= SHARED_FROM {
+            self._room.budget.keep(self.data);
+        } else {
+            spares.keep(self.data);
+        }
     }
 }
 
@@ -166,11 +197,18 @@ impl Spares {
     /// A buffer of `len` bytes in `room`, to be filled through [`Buffer::fill`].
     pub(crate) fn take(&mut self, len: usize, room: Room) -> Buffer {
         let (class, size) = class_of(len);
-        let mut data = self
-            .lists
-            .get_mut(class)
-            .and_then(Vec::pop)
-            .inspect(|_| self.bytes -= size)
+        let shared = if size >= SHARED_FROM {
+            room.budget.spare(size)
+        } else {
+            None
+        };
+        let mut data = shared
+            .or_else(|| {
+                self.lists
+                    .get_mut(class)
+                    .and_then(Vec::pop)
+                    .inspect(|_| self.bytes -= size)
+            })
             .unwrap_or_default();
         if data.len() < size {
             data.resize(size, 0);

@@ -116,6 +116,9 @@ pub(crate) struct StreamFlags {
     /// Given up on by the supervisor (no progress for the stall timeout): the worker ends
     /// the file as timed out, whatever chunks are still to come.
     pub timed_out: AtomicBool,
+    /// Bytes the worker mapped so far (a mapped file): its reader keeps the kernel reading
+    /// ahead of it.
+    pub mapped: AtomicU64,
 }
 
 /// A large file being hashed, as the worker that hashes it holds it.
@@ -142,8 +145,12 @@ pub(crate) enum Feed {
         chunks: Receiver<Chunk>,
         spent: Sender<Vec<u8>>,
     },
-    /// Mapped by the worker, window by window (`mapped`): files of local file systems.
-    Mapped(Box<dyn Handle>),
+    /// Mapped by the worker, window by window (`mapped`): files of local file systems. The
+    /// worker ticks `mapped` after each window, which wakes the reader that reads ahead.
+    Mapped {
+        handle: Arc<dyn Handle>,
+        mapped: Sender<()>,
+    },
 }
 
 impl Stream {

@@ -9,8 +9,8 @@
 //! it finishes.
 //!
 //! A file of a local file system is mapped here, a window at a time, its pages faulted in
-//! (`mapped`): no copy, and the reading of a cold page happens on this core, ahead of which
-//! the kernel was asked to read. That is the one way a worker touches storage, and only a
+//! (`mapped`): no copy; its reader keeps the kernel reading ahead of this worker, on its own
+//! thread, so that the disk and the hashing overlap. That is the one way a worker touches storage, and only a
 //! local disk's: a file of a network file system is read by its reader, whose chunks come
 //! through a channel, so a stuck server holds a reader, never a core. What a worker waits
 //! for (a chunk, a new file, the end of the run) is a channel, and it sleeps in a
@@ -32,7 +32,6 @@ use crate::digest::Digests;
 use crate::engine::lanes::{self, LaneHash};
 use crate::engine::mapped::{WINDOW, Window, read_guarded};
 use crate::engine::multibuf::BLOCK_LEN;
-use crate::engine::policy::READ_AHEAD;
 use crate::engine::read::{Hashed, Hashing, changed, regular_state};
 use crate::engine::run::handoff::POLL;
 use crate::engine::run::state::{Chunk, Feed, Shared, Stream, lock};
@@ -70,10 +69,8 @@ struct Lane {
     carry: Vec<u8>,
     /// Bytes hashed so far.
     total: u64,
-    /// Where the next window of a mapped file starts, and how far ahead the kernel was asked
-    /// to read.
+    /// Where the next window of a mapped file starts.
     next: u64,
-    advised: u64,
     /// No more bytes: the status after the last.
     ended: Option<Box<Stat>>,
     failed: Option<Reason>,
@@ -90,7 +87,6 @@ impl Lane {
             carry: Vec::new(),
             total: 0,
             next: 0,
-            advised: READ_AHEAD,
             ended: None,
             failed: None,
         }
@@ -119,7 +115,7 @@ impl Lane {
             return true;
         }
         let fetched = match &self.stream.feed {
-            Feed::Mapped(_) => Some(self.map_next()),
+            Feed::Mapped { .. } => Some(self.map_next()),
             Feed::Chunks { chunks, .. } => match chunks.try_recv() {
                 Ok(Chunk::Data(data)) => Some(Ok(Fetched::Piece(Piece::Chunk(data)))),
                 Ok(Chunk::End(after)) => Some(Ok(Fetched::End(after))),
@@ -160,20 +156,19 @@ impl Lane {
 
     /// Maps the next window of a mapped file, or, past its last byte, takes its status.
     fn map_next(&mut self) -> Result<Fetched, Reason> {
-        let Feed::Mapped(handle) = &self.stream.feed else {
+        let Feed::Mapped { handle, mapped } = &self.stream.feed else {
             return Err(Reason::Io(std::io::Error::other("not a mapped file")));
         };
         let size = self.stream.size();
         if self.next >= size {
             return Ok(Fetched::End(Box::new(handle.stat()?)));
         }
-        if self.advised < size && self.next + READ_AHEAD / 2 >= self.advised {
-            handle.will_need(self.advised, READ_AHEAD.min(size - self.advised));
-            self.advised += READ_AHEAD;
-        }
         let len = (size - self.next).min(WINDOW as u64) as usize;
         let offset = self.next;
         self.next += len as u64;
+        // Its reader keeps the kernel reading ahead of this.
+        self.stream.flags.mapped.store(self.next, Ordering::Release);
+        let _ = mapped.try_send(());
         if let Some(file) = handle.mappable()
             && let Some(window) = Window::map(file, offset, len)?
         {

@@ -24,7 +24,7 @@ use crossbeam_channel::{TryRecvError, bounded, unbounded};
 use rustix::fs::Stat;
 
 use crate::digest::Algorithms;
-use crate::engine::policy::{CHUNK, CHUNKS_AHEAD, READ_AHEAD};
+use crate::engine::policy::{CHUNK, CHUNKS_AHEAD, PREFETCH_AHEAD, PREFETCH_STEP, READ_AHEAD};
 use crate::engine::run::state::{Chunk, Feed, Stream, StreamFlags, lock};
 use crate::engine::source::Source;
 use crate::engine::storage::Handle;
@@ -49,25 +49,10 @@ impl<R: Send + 'static> Reader<'_, R> {
         let size = before.st_size as u64;
         let name = source.into_name();
         let flags = Arc::new(StreamFlags::default());
-        // A file of a local file system is mapped by its worker: this reader is free at
-        // once. (The place among the streams is waited for first: a reader holds at most one
-        // large file open.)
+        // A file of a local file system is mapped by its worker; this reader keeps the
+        // kernel reading ahead of it.
         if handle.mappable().is_some() {
-            let Some(slot) = shared.stream_slots.take(go_on) else {
-                return true;
-            };
-            handle.will_need(0, size.min(READ_AHEAD));
-            lock(&shared.streams).push(Stream {
-                seq,
-                name,
-                algorithm,
-                before: Box::new(before),
-                feed: Feed::Mapped(handle),
-                flags,
-                _slot: slot,
-            });
-            shared.wake_a_worker();
-            return true;
+            return self.read_ahead_of_worker((seq, name, algorithm), handle, before, flags);
         }
         // This reader is busy with one file for a while: what it holds and the requests it
         // took go on without it, and an extra reader takes its place.
@@ -138,6 +123,74 @@ impl<R: Send + 'static> Reader<'_, R> {
             Err(e) => Chunk::Failed(e.into()),
         };
         let _ = chunks.send(end);
+        true
+    }
+
+    /// Hands a mapped file to a worker, and keeps the kernel reading [`PREFETCH_AHEAD`]
+    /// ahead of it until its end (or until the worker drops it). `false` if the reader was
+    /// given up on and must leave.
+    fn read_ahead_of_worker(
+        &mut self,
+        (seq, name, algorithm): (u64, std::path::PathBuf, Algorithms),
+        handle: Box<dyn Handle>,
+        before: Stat,
+        flags: Arc<StreamFlags>,
+    ) -> bool {
+        let shared = self.shared;
+        self.flush();
+        self.give_back_taken();
+        shared.streaming.fetch_add(1, Ordering::AcqRel);
+        let _streaming = Streaming(&shared.streaming);
+        if shared.queued.load(Ordering::Relaxed) > 0 {
+            shared.call_extras(false);
+        }
+        let Some(slot) = shared.stream_slots.take(|| !shared.stopping()) else {
+            return true;
+        };
+        let size = before.st_size as u64;
+        let (ticks, mapped) = bounded(1);
+        // The first step at once, before the worker maps its first window.
+        let handle: Arc<dyn Handle> = Arc::from(handle);
+        handle.will_need(0, size.min(PREFETCH_STEP));
+        lock(&shared.streams).push(Stream {
+            seq,
+            name: name.clone(),
+            algorithm,
+            before: Box::new(before),
+            feed: Feed::Mapped {
+                handle: Arc::clone(&handle),
+                mapped: ticks,
+            },
+            flags: Arc::clone(&flags),
+            _slot: slot,
+        });
+        shared.wake_a_worker();
+        let mut at = size.min(PREFETCH_STEP);
+        while at < size {
+            // Far enough ahead: wait for the worker to map more (or to drop the file).
+            while at >= flags.mapped.load(Ordering::Acquire) + PREFETCH_AHEAD {
+                match mapped.recv_timeout(crate::engine::run::handoff::POLL) {
+                    Ok(()) => {}
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                        let behind = at < flags.mapped.load(Ordering::Acquire) + PREFETCH_AHEAD;
+                        crate::engine::count_lost_wakeup(true, behind && !mapped.is_empty());
+                    }
+                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return true,
+                }
+            }
+            if flags.timed_out.load(Ordering::Acquire) || shared.stopping() {
+                return true;
+            }
+            let step = (size - at).min(PREFETCH_STEP);
+            if self.watched {
+                self.mark_busy(seq, name.clone(), Some(Arc::clone(&flags)));
+            }
+            handle.will_need(at, step);
+            if !self.out_of_storage() {
+                return false;
+            }
+            at += step;
+        }
         true
     }
 }
