@@ -515,14 +515,8 @@ impl Cli {
 /// What `sumpool --version` prints after the name: the version, the code each algorithm runs
 /// on this CPU (the SHA-256 path first, with its lanes), and how the binary was built.
 pub fn version_text() -> String {
-    let sha = if crate::engine::multibuf::accelerated() {
-        format!(
-            "SHA extensions, {} files interleaved per core (multi-buffer lanes)",
-            crate::engine::multibuf::MAX_LANES
-        )
-    } else {
-        "portable (no SHA extensions on this CPU: one file at a time per core)".to_string()
-    };
+    // Measured here, now (`engine::calibrate`): what interleaving gains depends on the CPU.
+    let sha = &crate::engine::calibrate::sha_path().reason;
     let linking = if cfg!(target_feature = "crt-static") {
         "statically linked"
     } else {

@@ -59,19 +59,25 @@ impl LaneHash {
     }
 }
 
+/// The lanes of one step: up to [`MAX_LANES`], `None` for a place without one.
+pub(crate) type Lanes<'a> = [Option<&'a mut LaneHash>; MAX_LANES];
+
 /// Hashes what each lane has: `lanes[i]` with the bytes `data[i]` available to it. Returns
-/// how many bytes each lane took (whole blocks for interleaved lanes).
-///
-/// # Panics
-/// If `lanes` and `data` differ in length.
-pub(crate) fn step(lanes: &mut [&mut LaneHash], data: &[&[u8]]) -> Vec<usize> {
-    assert_eq!(lanes.len(), data.len());
-    let mut taken = vec![0; lanes.len()];
-    // Interleaved lanes with at least one whole block, a pass of up to MAX_LANES at a time.
-    let multi: Vec<usize> = (0..lanes.len())
-        .filter(|&i| matches!(lanes[i], LaneHash::Multi(_)) && data[i].len() >= BLOCK_LEN)
-        .collect();
-    for group in multi.chunks(MAX_LANES) {
+/// how many bytes each lane took (whole blocks for interleaved lanes). No allocation: it
+/// runs once per few files on trees of small ones.
+pub(crate) fn step(lanes: &mut Lanes<'_>, data: &[&[u8]; MAX_LANES]) -> [usize; MAX_LANES] {
+    let mut taken = [0; MAX_LANES];
+    // The interleaved lanes with at least one whole block: one pass over them all.
+    let mut multi = [0usize; MAX_LANES];
+    let mut n = 0;
+    for i in 0..MAX_LANES {
+        if matches!(lanes[i], Some(LaneHash::Multi(_))) && data[i].len() >= BLOCK_LEN {
+            multi[n] = i;
+            n += 1;
+        }
+    }
+    if n > 0 {
+        let group = &multi[..n];
         let blocks = group
             .iter()
             .map(|&i| data[i].len() / BLOCK_LEN)
@@ -79,15 +85,16 @@ pub(crate) fn step(lanes: &mut [&mut LaneHash], data: &[&[u8]]) -> Vec<usize> {
             .unwrap_or(0)
             .min(STEP_BLOCKS);
         let mut states = [INITIAL_STATE; MAX_LANES];
+        let mut slices: [&[u8]; MAX_LANES] = [&[]; MAX_LANES];
         for (k, &i) in group.iter().enumerate() {
-            if let LaneHash::Multi(state) = lanes[i] {
+            if let Some(LaneHash::Multi(state)) = &lanes[i] {
                 states[k] = *state;
             }
+            slices[k] = data[i];
         }
-        let slices: Vec<&[u8]> = group.iter().map(|&i| data[i]).collect();
-        multibuf::compress(&mut states[..group.len()], &slices, blocks);
+        multibuf::compress(&mut states[..n], &slices[..n], blocks);
         for (k, &i) in group.iter().enumerate() {
-            if let LaneHash::Multi(state) = lanes[i] {
+            if let Some(LaneHash::Multi(state)) = &mut lanes[i] {
                 *state = states[k];
             }
             taken[i] = blocks * BLOCK_LEN;
@@ -95,47 +102,57 @@ pub(crate) fn step(lanes: &mut [&mut LaneHash], data: &[&[u8]]) -> Vec<usize> {
     }
     // One-at-a-time lanes: what they have, a step at a time.
     for (i, lane) in lanes.iter_mut().enumerate() {
-        if let LaneHash::Single(hasher) = &mut **lane {
-            let n = data[i].len().min(STEP_BLOCKS * BLOCK_LEN);
-            hasher.update(&data[i][..n]);
-            taken[i] = n;
+        if let Some(LaneHash::Single(hasher)) = lane {
+            let len = data[i].len().min(STEP_BLOCKS * BLOCK_LEN);
+            hasher.update(&data[i][..len]);
+            taken[i] = len;
         }
     }
     taken
 }
 
-/// Hashes whole byte strings together, in lanes, to the end: the digest of each.
-pub(crate) fn hash_all(algorithm: Algorithms, multi: bool, data: &[&[u8]]) -> Vec<Digests> {
-    let mut hashes: Vec<LaneHash> = data
-        .iter()
-        .map(|_| LaneHash::new(algorithm, multi))
-        .collect();
-    let mut at = vec![0usize; data.len()];
+/// Hashes one lane's bytes: [`step`] of a single lane.
+pub(crate) fn step_one(lane: &mut LaneHash, data: &[u8]) -> usize {
+    let mut lanes: Lanes<'_> = [Some(lane), None, None, None];
+    step(&mut lanes, &[data, &[], &[], &[]])[0]
+}
+
+/// Hashes whole byte strings together (at most [`MAX_LANES`]), in lanes, to the end: the
+/// digest of each, pushed on `out`.
+pub(crate) fn hash_all(algorithm: Algorithms, multi: bool, data: &[&[u8]], out: &mut Vec<Digests>) {
+    assert!(data.len() <= MAX_LANES);
+    let mut hashes: [Option<LaneHash>; MAX_LANES] = Default::default();
+    for hash in hashes.iter_mut().take(data.len()) {
+        *hash = Some(LaneHash::new(algorithm, multi));
+    }
+    let mut at = [0usize; MAX_LANES];
+    let mut views: [&[u8]; MAX_LANES] = [&[]; MAX_LANES];
     loop {
-        let open: Vec<usize> = (0..data.len())
-            .filter(|&i| !hashes[i].wants_more(data[i].len() - at[i]))
-            .collect();
-        if open.is_empty() {
-            break;
-        }
-        let mut lanes: Vec<&mut LaneHash> = Vec::with_capacity(open.len());
-        let mut views: Vec<&[u8]> = Vec::with_capacity(open.len());
-        for (i, hash) in hashes.iter_mut().enumerate() {
-            if open.contains(&i) {
-                lanes.push(hash);
-                views.push(&data[i][at[i]..]);
+        let mut lanes: Lanes<'_> = Default::default();
+        let mut any = false;
+        for (i, (hash, lane)) in hashes.iter_mut().zip(lanes.iter_mut()).enumerate() {
+            views[i] = &[];
+            if let Some(hash) = hash
+                && !hash.wants_more(data[i].len() - at[i])
+            {
+                views[i] = &data[i][at[i]..];
+                *lane = Some(hash);
+                any = true;
             }
         }
+        if !any {
+            break;
+        }
         let taken = step(&mut lanes, &views);
-        for (k, &i) in open.iter().enumerate() {
-            at[i] += taken[k];
+        for i in 0..data.len() {
+            at[i] += taken[i];
         }
     }
-    hashes
-        .into_iter()
-        .enumerate()
-        .map(|(i, hash)| hash.finish(&data[i][at[i]..], data[i].len() as u64))
-        .collect()
+    for (i, hash) in hashes.into_iter().enumerate() {
+        if let Some(hash) = hash {
+            out.push(hash.finish(&data[i][at[i]..], data[i].len() as u64));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -153,8 +170,9 @@ mod tests {
             .collect();
         let slices: Vec<&[u8]> = data.iter().map(Vec::as_slice).collect();
         for multi in [false, true] {
-            for group in slices.chunks(5) {
-                let got = hash_all(Algorithms::SHA256, multi, group);
+            for group in slices.chunks(MAX_LANES) {
+                let mut got = Vec::new();
+                hash_all(Algorithms::SHA256, multi, group, &mut got);
                 for (bytes, digest) in group.iter().zip(got) {
                     let want = sha2::Sha256::digest(bytes);
                     assert_eq!(
@@ -168,7 +186,8 @@ mod tests {
         }
         // Another algorithm goes one lane at a time, whatever `multi` says.
         let sha512 = Algorithms::one(crate::digest::Algorithm::Sha512);
-        let got = hash_all(sha512, true, &slices[..3]);
+        let mut got = Vec::new();
+        hash_all(sha512, true, &slices[..3], &mut got);
         for (bytes, digest) in slices.iter().zip(got) {
             assert_eq!(digest.first().as_bytes(), &sha2::Sha512::digest(bytes)[..]);
         }

@@ -93,9 +93,32 @@ impl<R> Results<R> {
         self.arrived.notify_one();
     }
 
+    /// Takes every result posted so far into `into` (empty; its room is given to the
+    /// posters for the next results), first sleeping (at most [`POLL`]) until result
+    /// `awaited` is among them. Whether it waited in vain.
+    pub(crate) fn collect_into(&self, awaited: u64, into: &mut Vec<(u64, R)>) -> bool {
+        let (got, waited) = self.collect_with(awaited, std::mem::take(into));
+        *into = got;
+        waited
+    }
+
+    /// Takes every result posted so far into `into` (empty), without waiting.
+    pub(crate) fn take_into(&self, into: &mut Vec<(u64, R)>) {
+        let mut posted = self.lock();
+        if !posted.results.is_empty() {
+            std::mem::swap(&mut posted.results, into);
+        }
+        posted.poke = false;
+    }
+
     /// Takes every result posted so far, first sleeping (at most [`POLL`]) until result
     /// `awaited` is among them. Also says whether it waited in vain.
+    #[cfg(test)]
     pub(crate) fn collect(&self, awaited: u64) -> (Vec<(u64, R)>, bool) {
+        self.collect_with(awaited, Vec::new())
+    }
+
+    fn collect_with(&self, awaited: u64, spare: Vec<(u64, R)>) -> (Vec<(u64, R)>, bool) {
         let mut posted = self.lock();
         if posted.awaited != awaited {
             posted.awaited = awaited;
@@ -115,7 +138,7 @@ impl<R> Results<R> {
         }
         posted.awaited_arrived = false;
         posted.poke = false;
-        (std::mem::take(&mut posted.results), waited)
+        (std::mem::replace(&mut posted.results, spare), waited)
     }
 }
 

@@ -9,10 +9,9 @@
 //!
 //! | thread | module | does |
 //! | --- | --- | --- |
-//! | feeder (1) | [`feeder`] | numbers and plans the items, queues requests, at most [`Tuning::window`] ahead of the output; looks ahead for large files |
 //! | readers (by device policy) | [`reader`] | open and read; hash small files and files read whole (several at once); stream large ones in chunks |
 //! | workers (one per `-j`) | [`worker`] | hash large files, several at once: mapped window by window (local file systems), or from their reader's chunks |
-//! | calling thread | this module, [`supervisor`] | results in order to the [`Sink`]; signals; flushes while it waits; the stall timeout and rescue |
+//! | calling thread | this module, [`feeder`], [`supervisor`] | numbers and plans the items and queues requests, at most [`Tuning::window`] ahead of the output, and looks ahead for large files; results in order to the [`Sink`]; signals; flushes while it waits; the stall timeout and rescue |
 //!
 //! The queues between them, and the lock order, are in [`state`]; the results' way back is
 //! [`handoff`]; memory for files read whole is [`buffers`]. What depends on the machine
@@ -271,19 +270,9 @@ where
             shared.thread_failed(&e);
         }
     }
-    let result = std::thread::scope(|scope| {
-        let feeder = Arc::clone(&shared);
-        let plan = &plan;
-        let spawned = std::thread::Builder::new()
-            .name("sumpool-feeder".into())
-            .spawn_scoped(scope, move || feeder::feed(&feeder, items, plan));
-        if let Err(e) = spawned {
-            shared.thread_failed(&e);
-        }
-        let result = print_in_order(&shared, sink);
-        end(&shared, &result);
-        result
-    });
+    let mut feeder = feeder::Feeder::new(items, plan);
+    let result = print_in_order(&shared, &mut feeder, sink);
+    end(&shared, &result);
     drop(run_over_tx);
     shared.budget.close();
     shared.stream_slots.wake_all();
@@ -307,7 +296,6 @@ fn end<R, E>(shared: &Shared<R>, result: &Result<Completion, E>) {
         requests.cancelled = true;
     }
     drop(requests);
-    shared.room_cv.notify_all();
     shared.requests_cv.notify_all();
     shared.extras_cv.notify_all();
     if matches!(result, Ok(Completion::Interrupted(_))) {
@@ -326,7 +314,6 @@ fn new_shared<R>(
         requests: Mutex::new(Requests::default()),
         requests_cv: Condvar::new(),
         extras_cv: Condvar::new(),
-        room_cv: Condvar::new(),
         readers: Mutex::new((0..readers).map(|i| ReaderSlot::new(i < core)).collect()),
         start_extras: Mutex::new(None),
         extras_started: AtomicBool::new(false),
@@ -356,15 +343,20 @@ fn new_shared<R>(
     })
 }
 
-/// The calling thread: results in order to the sink, flushes while it waits, signals, and
-/// the supervision of readers.
-fn print_in_order<R: Send + 'static, S: Sink<R>>(
+/// The calling thread: feeds the run, and hands the results in order to the sink; flushes
+/// while it waits, looks for signals, and supervises the readers.
+fn print_in_order<T, R: Send + 'static, S: Sink<R>, I: Iterator<Item = T>, P>(
     shared: &Arc<Shared<R>>,
+    feeder: &mut feeder::Feeder<I, P>,
     sink: &mut S,
-) -> Result<Completion, S::Error> {
+) -> Result<Completion, S::Error>
+where
+    P: Fn(T) -> Plan<R>,
+{
     let mut pending = Reorder::default();
+    let mut arrived = Vec::new();
     let mut unflushed = false;
-    let mut fed = 0;
+    let mut printed = 0u64;
     // Wake up for a good handful of results, not for each one: a result this far past the
     // next one arrives about when the ones before it are in. Only for one already fed; else
     // for the next one the sink needs.
@@ -376,33 +368,37 @@ fn print_in_order<R: Send + 'static, S: Sink<R>>(
         if let Some(errno) = shared.thread_failure() {
             return Ok(Completion::NoThread(errno));
         }
-        let later = pending.first_missing_from(ahead);
-        let wake_at = if later < fed { later } else { pending.next() };
-        let (arrived, waited) = shared.results.collect(wake_at);
-        for (seq, result) in arrived {
+        let fed = match feeder.feed(shared, printed) {
+            feeder::Fed::Cancelled => return Ok(Completion::Finished),
+            feeder::Fed::Some(n) => n,
+            feeder::Fed::Done => 0,
+        };
+        // Items were fed: look at what came and feed on; else wait for results (or scout).
+        let waited = if fed > 0 || feeder.scout(shared) {
+            shared.results.take_into(&mut arrived);
+            false
+        } else {
+            let later = pending.first_missing_from(ahead);
+            let wake_at = if later < feeder.seq {
+                later
+            } else {
+                pending.next()
+            };
+            shared.results.collect_into(wake_at, &mut arrived)
+        };
+        for (seq, result) in arrived.drain(..) {
             pending.insert(seq, result);
         }
-        let mut printed = 0;
         while signals::stop_requested().is_none() {
             let Some(result) = pending.pop_ready() else {
                 break;
             };
             sink.put(result)?;
             printed += 1;
+            unflushed = true;
         }
-        unflushed |= printed > 0;
-        let finished = {
-            let requests = shared.requests();
-            if printed > 0 {
-                shared.printed.fetch_add(printed, Ordering::AcqRel);
-                if requests.feeder_waiting {
-                    shared.room_cv.notify_one();
-                }
-            }
-            fed = requests.fed;
-            requests.feeding_done && shared.printed.load(Ordering::Acquire) == requests.fed
-        };
-        if finished {
+        shared.printed.store(printed, Ordering::Release);
+        if matches!(feeder.feed_state(), feeder::Fed::Done) && printed == feeder.seq {
             return Ok(Completion::Finished);
         }
         // Nothing arrived for a while: a slow file holds the output. What is printed must

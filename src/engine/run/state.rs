@@ -27,7 +27,6 @@
 //! - extra readers on [`Shared::extras_cv`] (reads turned slow, the end);
 //! - workers on a [`crossbeam_channel::Select`] over their streams' chunks, [`Shared::wake_workers`]
 //!   (a stream queued, a stream failed) and the run's end;
-//! - the feeder on [`Shared::room_cv`] (the calling thread printed);
 //! - readers on [`Shared::stream_slots`] (a stream ended) and on the
 //!   [`Budget`](super::buffers::Budget);
 //! - the calling thread on the [`Results`](super::handoff::Results).
@@ -86,8 +85,6 @@ pub(crate) struct Requests {
     pub finished: bool,
     /// Core readers asleep, waiting for requests.
     pub readers_waiting: usize,
-    /// The feeder waits for room in the window.
-    pub feeder_waiting: bool,
 }
 
 /// A file read whole, waiting in a reader's lanes.
@@ -291,8 +288,6 @@ pub(crate) struct Shared<R> {
     pub requests_cv: Condvar,
     /// Wakes extra readers: reads turned slow, the end.
     pub extras_cv: Condvar,
-    /// Wakes the feeder: the calling thread printed (room in the window).
-    pub room_cv: Condvar,
     /// Lock 2.
     pub readers: Mutex<Vec<ReaderSlot>>,
     /// Starts the extra readers, the first time they are called for. Until then only the
@@ -314,7 +309,7 @@ pub(crate) struct Shared<R> {
     /// feeder, taken by whoever finishes the item. A lock per slot: finishing an item takes
     /// no lock any other thread wants.
     pub thens: Box<[Mutex<Option<Then<R>>>]>,
-    /// Results handed to the sink so far (the feeder waits on it for room).
+    /// Results handed to the sink so far.
     pub printed: AtomicU64,
     /// Requests queued (the queue's length, readable without lock 1).
     pub queued: AtomicUsize,
@@ -363,18 +358,29 @@ impl<R> Shared<R> {
 
     /// Makes the results of `done` (each through its item's `then`) and posts them at once.
     pub fn finish_many(&self, done: Vec<(u64, Result<Hashing, Failure>)>) {
+        let mut done = done;
+        self.finish_from(&mut done, &mut Vec::new());
+    }
+
+    /// [`Shared::finish_many`], draining `done` and making the results in `scratch`, both
+    /// kept for the next time (a reader posts every few dozen files: its vectors are reused
+    /// rather than made and freed each time).
+    pub fn finish_from(
+        &self,
+        done: &mut Vec<(u64, Result<Hashing, Failure>)>,
+        scratch: &mut Vec<(u64, R)>,
+    ) {
         if done.is_empty() {
             return;
         }
-        let mut results = Vec::with_capacity(done.len());
-        for (seq, result) in done {
+        for (seq, result) in done.drain(..) {
             // No `then`: the item was given up already (timed out).
             let then = self.then_slot(seq).take();
             if let Some(then) = then {
-                results.push((seq, then.call(result)));
+                scratch.push((seq, then.call(result)));
             }
         }
-        self.results.post_many(&mut results);
+        self.results.post_many(scratch);
     }
 
     /// Whether results are no longer wanted, or the run is over.

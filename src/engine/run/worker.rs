@@ -221,8 +221,7 @@ impl Lane {
         self.pos = take;
         if self.carry.len() == BLOCK_LEN {
             let block = std::mem::take(&mut self.carry);
-            let taken = lanes::step(&mut [&mut self.hash], &[&block]);
-            self.total += taken[0] as u64;
+            self.total += lanes::step_one(&mut self.hash, &block) as u64;
         }
         Ok(())
     }
@@ -356,8 +355,8 @@ fn compress<R>(shared: &Shared<R>, lanes: &mut [Lane]) -> bool {
     {
         return compress_parallel(lane);
     }
-    let mut hashes: Vec<&mut LaneHash> = Vec::new();
-    let mut views: Vec<View<'_>> = Vec::new();
+    let mut hashes: lanes::Lanes<'_> = Default::default();
+    let mut views: Vec<View<'_>> = Vec::with_capacity(lanes.len());
     let mut windows: Vec<(&Window, usize)> = Vec::new();
     let mut ready: Vec<usize> = Vec::new();
     for (i, lane) in lanes.iter_mut().enumerate() {
@@ -376,20 +375,21 @@ fn compress<R>(shared: &Shared<R>, lanes: &mut [Lane]) -> bool {
                 windows.push((window, *pos));
             }
         }
-        hashes.push(hash);
+        hashes[ready.len()] = Some(hash);
         ready.push(i);
     }
     if ready.is_empty() {
         return false;
     }
     let (taken, faults) = read_guarded(&windows, |mapped| {
-        let data: Vec<&[u8]> = views
-            .iter()
-            .map(|view| match view {
-                View::Chunk(bytes) => *bytes,
-                View::Window(k) => mapped[*k],
-            })
-            .collect();
+        let mut data: [&[u8]; crate::engine::multibuf::MAX_LANES] =
+            [&[]; crate::engine::multibuf::MAX_LANES];
+        for (k, view) in views.iter().enumerate() {
+            data[k] = match view {
+                View::Chunk(bytes) => bytes,
+                View::Window(w) => mapped[*w],
+            };
+        }
         lanes::step(&mut hashes, &data)
     });
     let mut faults = faults.into_iter();

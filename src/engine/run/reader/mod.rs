@@ -107,6 +107,11 @@ struct Reader<'a, R> {
     immediate: bool,
     /// Its item is watched by the stall timeout (`--stall-timeout`).
     watched: bool,
+    /// Vectors kept from post to post (held results, and the results made of them).
+    spare_held: Vec<(u64, Result<Hashing, Failure>)>,
+    posting: Vec<(u64, R)>,
+    /// Cache hits in a row (`policy::probe`).
+    hits: std::cell::Cell<u32>,
 }
 
 impl<'a, R: Send + 'static> Reader<'a, R> {
@@ -117,9 +122,12 @@ impl<'a, R: Send + 'static> Reader<'a, R> {
             core,
             desk,
             spares: Spares::default(),
-            block: vec![0; BLOCK],
+            block: Vec::new(),
             immediate: false,
             watched: shared.io.stall_timeout.is_some(),
+            spare_held: Vec::new(),
+            posting: Vec::new(),
+            hits: std::cell::Cell::new(0),
         }
     }
 
@@ -153,7 +161,7 @@ impl<'a, R: Send + 'static> Reader<'a, R> {
             }
             let slow = lock(&shared.slowness).is_slow(Instant::now());
             let streaming = shared.streaming.load(Ordering::Acquire);
-            let may_take = self.core || slow || streaming > 0;
+            let may_take = self.may_take(slow, streaming);
             if !requests.cancelled && !requests.queue.is_empty() && may_take {
                 let active = if slow {
                     shared.io.readers
@@ -191,11 +199,20 @@ impl<'a, R: Send + 'static> Reader<'a, R> {
             requests = woken;
             requests.readers_waiting -= usize::from(self.core);
             let work_ready = !requests.queue.is_empty() && !requests.cancelled;
-            let may_take = self.core
-                || lock(&shared.slowness).is_slow(Instant::now())
-                || shared.streaming.load(Ordering::Acquire) > 0;
+            let may_take = self.may_take(
+                lock(&shared.slowness).is_slow(Instant::now()),
+                shared.streaming.load(Ordering::Acquire),
+            );
             crate::engine::count_lost_wakeup(timeout.timed_out(), work_ready && may_take);
         }
+    }
+
+    /// Whether this reader takes requests now: a core reader always; an extra one while
+    /// reads are slow, or in the place of a core reader busy streaming a large file (the
+    /// first extras, one for each reader streaming: more would only take each other's
+    /// requests and hash them alone rather than in lanes).
+    fn may_take(&self, slow: bool, streaming: usize) -> bool {
+        self.core || slow || self.index < self.shared.core_readers + streaming
     }
 
     /// Reads the requests on its desk, one after the other; `false` if the reader was given
@@ -347,9 +364,11 @@ impl<'a, R: Send + 'static> Reader<'a, R> {
         }
     }
 
-    fn post_held(&self) {
-        let held = std::mem::take(&mut lock(&self.desk).held);
-        self.shared.finish_many(held);
+    fn post_held(&mut self) {
+        let mut held = std::mem::take(&mut self.spare_held);
+        std::mem::swap(&mut held, &mut lock(&self.desk).held);
+        self.shared.finish_from(&mut held, &mut self.posting);
+        self.spare_held = held;
     }
 
     /// Hashes the files it read whole, in lanes.
@@ -379,10 +398,17 @@ impl<'a, R: Send + 'static> Reader<'a, R> {
     /// allows it, to learn whether the file is in the page cache.
     fn first_read(&self, handle: &dyn Handle, buf: &mut [u8]) -> stdio::Result<usize> {
         let counters = &self.shared.counters;
-        if !counters.nowait_unsupported.load(Ordering::Relaxed) {
+        let hits = self.hits.get();
+        if !counters.nowait_unsupported.load(Ordering::Relaxed) && policy::probe(hits) {
             match handle.read_at_nowait(buf, 0) {
-                Ok(n) => return Ok(n),
-                Err(e) if e.kind() == stdio::ErrorKind::WouldBlock => self.cache_miss(),
+                Ok(n) => {
+                    self.hits.set(hits.saturating_add(1));
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == stdio::ErrorKind::WouldBlock => {
+                    self.hits.set(0);
+                    self.cache_miss();
+                }
                 // No way to ask: count every file as a miss, so that all readers work, as
                 // they must where reads may wait.
                 Err(e) if e.kind() == stdio::ErrorKind::Unsupported => {
@@ -394,6 +420,8 @@ impl<'a, R: Send + 'static> Reader<'a, R> {
         }
         if counters.nowait_unsupported.load(Ordering::Relaxed) {
             self.cache_miss();
+        } else {
+            self.hits.set(hits.saturating_add(1));
         }
         handle.read_at(buf, 0)
     }
@@ -418,7 +446,7 @@ impl<'a, R: Send + 'static> Reader<'a, R> {
         let size = before.st_size as u64;
         let mut hasher = Hasher::new(algorithm);
         let mut total = 0u64;
-        let mut block = std::mem::take(&mut self.block);
+        let mut block = self.take_block();
         let read = loop {
             let n = if total == 0 {
                 self.first_read(handle, &mut block)
@@ -458,13 +486,22 @@ impl<'a, R: Send + 'static> Reader<'a, R> {
         })
     }
 
+    /// Its block buffer, made on first use (an extra reader may never need one).
+    fn take_block(&mut self) -> Vec<u8> {
+        let mut block = std::mem::take(&mut self.block);
+        if block.len() != BLOCK {
+            block = vec![0; BLOCK];
+        }
+        block
+    }
+
     /// Hashes everything `reader` yields until its end: standard input, a FIFO, a device.
     fn hash_sequential(
         &mut self,
         reader: &mut impl Read,
         algorithm: Algorithms,
     ) -> Result<Option<Hashed>, Reason> {
-        let mut block = std::mem::take(&mut self.block);
+        let mut block = self.take_block();
         let hashed = hash_reader(algorithm, reader, &mut block);
         self.block = block;
         let (digest, bytes) = hashed?;
@@ -577,26 +614,33 @@ pub(crate) fn hash_wholes(
     spares: &mut Spares,
 ) -> Vec<(u64, Result<Hashing, Failure>)> {
     let mut results = Vec::with_capacity(wholes.len());
-    let mut rest = wholes;
-    while !rest.is_empty() {
-        let algorithm = rest[0].algorithm;
-        let (group, others): (Vec<Whole>, Vec<Whole>) =
-            rest.into_iter().partition(|w| w.algorithm == algorithm);
-        rest = others;
-        for batch in group.chunks(lanes.max(1)) {
-            let data: Vec<&[u8]> = batch.iter().map(|w| w.data.bytes()).collect();
-            let digests = lanes::hash_all(algorithm, lanes > 1, &data);
-            for (whole, digest) in batch.iter().zip(digests) {
-                let hashed = Hashed {
-                    name: whole.name.clone(),
-                    digest,
-                    bytes: whole.data.bytes().len() as u64,
-                    state: whole.state,
-                };
-                results.push((whole.seq, Ok(Hashing::Hashed(hashed))));
-            }
+    let mut digests = Vec::with_capacity(crate::engine::multibuf::MAX_LANES);
+    let mut rest = wholes.into_iter().peekable();
+    let width = lanes.clamp(1, crate::engine::multibuf::MAX_LANES);
+    while let Some(first) = rest.next() {
+        // A batch of files of one algorithm (a run has one, but for stragglers of another).
+        let algorithm = first.algorithm;
+        let mut batch = vec![first];
+        while batch.len() < width
+            && let Some(next) = rest.next_if(|w| w.algorithm == algorithm)
+        {
+            batch.push(next);
         }
-        for whole in group {
+        let mut data: [&[u8]; crate::engine::multibuf::MAX_LANES] =
+            [&[]; crate::engine::multibuf::MAX_LANES];
+        for (slot, whole) in data.iter_mut().zip(&batch) {
+            *slot = whole.data.bytes();
+        }
+        digests.clear();
+        lanes::hash_all(algorithm, width > 1, &data[..batch.len()], &mut digests);
+        for (whole, digest) in batch.into_iter().zip(digests.drain(..)) {
+            let hashed = Hashed {
+                name: whole.name,
+                digest,
+                bytes: whole.data.bytes().len() as u64,
+                state: whole.state,
+            };
+            results.push((whole.seq, Ok(Hashing::Hashed(hashed))));
             whole.data.recycle(spares);
         }
     }
