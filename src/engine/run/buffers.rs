@@ -15,6 +15,52 @@ use crate::engine::run::handoff::POLL;
 /// Bytes of files read whole, in flight at once (read, or waiting in a reader's lanes).
 /// With four lanes on two cores, eight 1 MiB files keep every lane full; more would only
 /// raise the resident set (the target is 32 MiB in all).
+/// Where a buffer starts: the kernel copies a cached file into a buffer that starts on a
+/// page faster. Measured on an AMD EPYC (2 cores, warm cache, 2,000 files of 1 MiB read
+/// into four rotating buffers and hashed): 0.15 to 0.20 s of system time into page-aligned
+/// buffers, 0.27 to 0.30 s into what `malloc` gives a large allocation (16 bytes past a
+/// page).
+const PAGE: usize = 4096;
+
+/// Bytes that start on a page. Moving it moves no bytes, so the start stays aligned.
+#[derive(Default)]
+pub(crate) struct PageBuf {
+    raw: Vec<u8>,
+    start: usize,
+    len: usize,
+}
+
+impl PageBuf {
+    /// `len` zeroed bytes.
+    pub(crate) fn zeroed(len: usize) -> PageBuf {
+        let raw = vec![0u8; len + PAGE - 1];
+        let start = raw.as_ptr().align_offset(PAGE).min(PAGE - 1);
+        PageBuf { raw, start, len }
+    }
+
+    /// Its length made `len`, within what it holds, or a new buffer if it holds less.
+    pub(crate) fn resized(self, len: usize) -> PageBuf {
+        if self.raw.len() >= self.start + len {
+            PageBuf { len, ..self }
+        } else {
+            PageBuf::zeroed(len)
+        }
+    }
+}
+
+impl std::ops::Deref for PageBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.raw[self.start..self.start + self.len]
+    }
+}
+
+impl std::ops::DerefMut for PageBuf {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.raw[self.start..self.start + self.len]
+    }
+}
+
 pub(crate) const WHOLE_BUDGET: usize = 10 << 20;
 
 /// The run's budget of bytes for files read whole.
@@ -33,7 +79,7 @@ pub(crate) struct Budget {
     /// most the budget's): a reader rarely reads two large files in a row, so spares of its
     /// own would pile up on every reader (32 readers of 1 MiB files kept 32 MiB), and a
     /// fresh megabyte is a fresh mapping whose pages the kernel zeroes, in system time.
-    large: Mutex<Vec<Vec<u8>>>,
+    large: Mutex<Vec<PageBuf>>,
 }
 
 /// Buffers from this size up are shared by the readers of a run ([`Budget`]); smaller ones
@@ -54,16 +100,16 @@ impl Budget {
     }
 
     /// A spare buffer of `size` bytes, if one is kept.
-    fn spare(&self, size: usize) -> Option<Vec<u8>> {
+    fn spare(&self, size: usize) -> Option<PageBuf> {
         let mut large = self.large.lock().unwrap_or_else(PoisonError::into_inner);
-        let found = large.iter().position(|b| b.len() == size)?;
+        let found = large.iter().rposition(|b| b.len() == size)?;
         Some(large.swap_remove(found))
     }
 
     /// Keeps `data` for another reader, while the spares are fewer bytes than the budget.
-    fn keep(&self, data: Vec<u8>) {
+    fn keep(&self, data: PageBuf) {
         let mut large = self.large.lock().unwrap_or_else(PoisonError::into_inner);
-        let kept: usize = large.iter().map(Vec::len).sum();
+        let kept: usize = large.iter().map(|b| b.len()).sum();
         if kept + data.len() <= self.limit {
             large.push(data);
         }
@@ -148,7 +194,7 @@ impl Drop for Room {
 
 /// The bytes of a file read whole, and the room they take.
 pub(crate) struct Buffer {
-    data: Vec<u8>,
+    data: PageBuf,
     len: usize,
     _room: Room,
 }
@@ -181,7 +227,7 @@ const SPARES_MAX: usize = 1 << 20;
 /// keep their length when reused, so they are zeroed once, when first made.
 #[derive(Default)]
 pub(crate) struct Spares {
-    lists: Vec<Vec<Vec<u8>>>,
+    lists: Vec<Vec<PageBuf>>,
     bytes: usize,
 }
 
@@ -211,7 +257,7 @@ impl Spares {
             })
             .unwrap_or_default();
         if data.len() < size {
-            data.resize(size, 0);
+            data = PageBuf::zeroed(size);
         }
         Buffer {
             data,
@@ -220,7 +266,7 @@ impl Spares {
         }
     }
 
-    fn keep(&mut self, data: Vec<u8>) {
+    fn keep(&mut self, data: PageBuf) {
         let (class, size) = class_of(data.len());
         if data.len() != size || self.bytes + size > SPARES_MAX {
             return;
@@ -250,7 +296,29 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use super::{Budget, Spares};
+    use super::{Budget, PAGE, PageBuf, Spares};
+
+    #[test]
+    fn page_buffers_start_on_a_page_and_keep_their_bytes() {
+        for len in [0, 1, 4095, 4096, 65_537, 1 << 20] {
+            let mut buf = PageBuf::zeroed(len);
+            assert_eq!(buf.len(), len);
+            assert_eq!(buf.as_ptr() as usize % PAGE, 0, "{len}");
+            buf.iter_mut().for_each(|b| *b = 7);
+            let moved = vec![buf];
+            let buf = moved.into_iter().next().unwrap();
+            assert_eq!(buf.as_ptr() as usize % PAGE, 0);
+            let shorter = buf.resized(len / 2);
+            assert_eq!(shorter.len(), len / 2);
+            assert!(
+                shorter.iter().all(|&b| b == 7),
+                "resizing within keeps the bytes"
+            );
+            let longer = shorter.resized(len + 1);
+            assert_eq!(longer.len(), len + 1);
+            assert_eq!(longer.as_ptr() as usize % PAGE, 0);
+        }
+    }
 
     #[test]
     fn the_budget_is_kept_and_closing_it_refuses_waiters() {

@@ -371,6 +371,7 @@ where
         let fed = match feeder.feed(shared, printed) {
             feeder::Fed::Cancelled => return Ok(Completion::Finished),
             feeder::Fed::Some(n) => n,
+            feeder::Fed::Done if printed == feeder.seq => return Ok(Completion::Finished),
             feeder::Fed::Done => 0,
         };
         // Items were fed: look at what came and feed on; else wait for results (or scout).

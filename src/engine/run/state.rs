@@ -43,7 +43,7 @@ use rustix::fs::Stat;
 use crate::digest::Algorithms;
 use crate::engine::policy::{IoPolicy, Slowness};
 use crate::engine::read::Hashing;
-use crate::engine::run::buffers::{Budget, Buffer};
+use crate::engine::run::buffers::{Budget, Buffer, PageBuf};
 use crate::engine::run::handoff::Results;
 use crate::engine::run::{Then, Tuning};
 use crate::engine::source::{FileId, Source};
@@ -100,7 +100,7 @@ pub(crate) struct Whole {
 /// A piece of a large file, from the reader that streams it to the worker that hashes it.
 pub(crate) enum Chunk {
     /// The next bytes.
-    Data(Vec<u8>),
+    Data(PageBuf),
     /// No more bytes: the file's status after the last read.
     End(Box<Stat>),
     /// No more bytes: why.
@@ -140,7 +140,7 @@ pub(crate) enum Feed {
     /// any storage that cannot map.
     Chunks {
         chunks: Receiver<Chunk>,
-        spent: Sender<Vec<u8>>,
+        spent: Sender<PageBuf>,
     },
     /// Mapped by the worker, window by window (`mapped`): files of local file systems. The
     /// worker ticks `mapped` after each window, which wakes the reader that reads ahead.

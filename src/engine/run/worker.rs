@@ -33,6 +33,7 @@ use crate::engine::lanes::{self, LaneHash};
 use crate::engine::mapped::{WINDOW, Window, read_guarded};
 use crate::engine::multibuf::BLOCK_LEN;
 use crate::engine::read::{Hashed, Hashing, changed, regular_state};
+use crate::engine::run::buffers::PageBuf;
 use crate::engine::run::handoff::POLL;
 use crate::engine::run::state::{Chunk, Feed, Shared, Stream, lock};
 use crate::report::{Failure, Reason};
@@ -43,7 +44,7 @@ const STREAMS_PER_WORKER: usize = 2;
 /// The bytes a lane has now.
 enum Piece {
     None,
-    Chunk(Vec<u8>),
+    Chunk(PageBuf),
     Window(Window),
 }
 
@@ -175,7 +176,7 @@ impl Lane {
             return Ok(Fetched::Piece(Piece::Window(window)));
         }
         // Every guard slot of the process taken: read this window instead.
-        let mut buf = vec![0u8; len];
+        let mut buf = PageBuf::zeroed(len);
         let mut done = 0;
         while done < len {
             match handle.read_at(&mut buf[done..], offset + done as u64)? {

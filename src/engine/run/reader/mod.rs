@@ -39,7 +39,7 @@ use crate::digest::{Algorithms, Hasher};
 use crate::engine::lanes;
 use crate::engine::policy::{self, FileKind};
 use crate::engine::read::{Hashed, Hashing, changed, hash_reader, regular_state};
-use crate::engine::run::buffers::{Spares, WHOLE_BUDGET};
+use crate::engine::run::buffers::{PageBuf, Spares, WHOLE_BUDGET};
 use crate::engine::run::state::{Busy, Desk, Request, Shared, StreamFlags, Whole, lock};
 use crate::engine::source::{FileId, Source};
 use crate::engine::storage::Handle;
@@ -102,7 +102,7 @@ struct Reader<'a, R> {
     core: bool,
     desk: Arc<Mutex<Desk>>,
     spares: Spares,
-    block: Vec<u8>,
+    block: PageBuf,
     /// Post each result at once (reads wait on storage).
     immediate: bool,
     /// Its item is watched by the stall timeout (`--stall-timeout`).
@@ -122,7 +122,7 @@ impl<'a, R: Send + 'static> Reader<'a, R> {
             core,
             desk,
             spares: Spares::default(),
-            block: Vec::new(),
+            block: PageBuf::default(),
             immediate: false,
             watched: shared.io.stall_timeout.is_some(),
             spare_held: Vec::new(),
@@ -487,10 +487,10 @@ impl<'a, R: Send + 'static> Reader<'a, R> {
     }
 
     /// Its block buffer, made on first use (an extra reader may never need one).
-    fn take_block(&mut self) -> Vec<u8> {
+    fn take_block(&mut self) -> PageBuf {
         let mut block = std::mem::take(&mut self.block);
         if block.len() != BLOCK {
-            block = vec![0; BLOCK];
+            block = PageBuf::zeroed(BLOCK);
         }
         block
     }

@@ -25,6 +25,7 @@ use rustix::fs::Stat;
 
 use crate::digest::Algorithms;
 use crate::engine::policy::{CHUNK, CHUNKS_AHEAD, PREFETCH_AHEAD, PREFETCH_STEP, READ_AHEAD};
+use crate::engine::run::buffers::PageBuf;
 use crate::engine::run::state::{Chunk, Feed, Stream, StreamFlags, lock};
 use crate::engine::source::Source;
 use crate::engine::storage::Handle;
@@ -95,9 +96,9 @@ impl<R: Send + 'static> Reader<'_, R> {
             }
             let mut buf = match to_reader.try_recv() {
                 Ok(buf) => buf,
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => Vec::with_capacity(CHUNK),
-            };
-            buf.resize(len, 0);
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => PageBuf::zeroed(CHUNK),
+            }
+            .resized(len);
             if self.watched {
                 self.mark_busy(seq, name.clone(), Some(Arc::clone(&flags)));
             }
