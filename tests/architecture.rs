@@ -300,3 +300,65 @@ fn long_functions_say_why() {
         long.join("\n")
     );
 }
+
+/// Longest source file, in lines: past this, a file holds more than one idea.
+const MAX_FILE_LINES: usize = 700;
+
+/// Every `.rs` file under `dir`, recursively.
+fn rust_files(dir: &Path, found: &mut Vec<std::path::PathBuf>) {
+    for entry in fs::read_dir(dir).expect("read dir") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            rust_files(&path, found);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            found.push(path);
+        }
+    }
+}
+
+#[test]
+fn no_source_file_is_over_700_lines() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for dir in ["src", "tests", "benches"] {
+        if root.join(dir).is_dir() {
+            rust_files(&root.join(dir), &mut files);
+        }
+    }
+    let long: Vec<String> = files
+        .iter()
+        .filter_map(|path| {
+            let lines = fs::read_to_string(path).expect("read").lines().count();
+            (lines > MAX_FILE_LINES).then(|| format!("{} ({lines} lines)", path.display()))
+        })
+        .collect();
+    assert!(
+        long.is_empty(),
+        "files over {MAX_FILE_LINES} lines:\n{}",
+        long.join("\n")
+    );
+}
+
+/// Every module of the engine says, in its header, which thread runs it (or that it is
+/// pure and runs on whichever thread calls it).
+#[test]
+fn every_engine_module_says_which_thread_runs_it() {
+    let mut silent = Vec::new();
+    for module in modules().iter().filter(|m| m.name.starts_with("engine")) {
+        let header: String = module
+            .text
+            .lines()
+            .take_while(|l| l.starts_with("//!"))
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase();
+        if !header.contains("thread") {
+            silent.push(module.name.clone());
+        }
+    }
+    assert!(
+        silent.is_empty(),
+        "engine modules whose header does not say which thread runs them:\n{}",
+        silent.join("\n")
+    );
+}

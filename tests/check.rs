@@ -162,7 +162,7 @@ fn check_matches_sha256sum_rule_by_rule() {
         ),
         case(
             // Lines tagged with other algorithms are read as `cksum -c` reads them (a tag
-            // names its algorithm, and warnings its type): `tests/algorithms.rs` compares
+            // names its algorithm, and warnings its type): `tests/algorithms/` compares
             // those with `cksum -c`.
             "rejected lines: lengths, escapes",
             base(),

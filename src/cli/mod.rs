@@ -11,18 +11,18 @@ use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
-use crate::config::{
-    AuditConfig, CheckConfig, Command, Config, FilesFrom, Format, HashConfig, IoSettings,
-    MergeConfig, UpdateConfig, Verbosity,
-};
+use crate::config::{Command, Config, IoSettings, MergeConfig};
 use crate::digest::Algorithm;
 use crate::engine::Tuning;
-use crate::engine::read::HashOptions;
 use crate::engine::walk::{Exclude, Shard, WalkOptions};
-use crate::format::line::{Encoding, LineFormat, LineStyle};
 use crate::progress::ProgressMode;
 
 mod algorithm;
+mod convert;
+mod values;
+
+use convert::{audit_config, check_config, hash_config, usage_error};
+use values::{parse_percent, parse_seconds, parse_shard, parse_shard_index, parse_threads};
 
 const HASH_HELP: &str = "\
 Examples:
@@ -547,217 +547,12 @@ pub fn version_text() -> String {
     text
 }
 
-/// Most threads `-j` and `--io-threads` may ask for: far past what any storage or CPU gains
-/// from, and low enough that the threads can always be made (a million failed with "Cannot
-/// allocate memory" inside the thread library, past any error sumpool could report).
-const MAX_THREADS: usize = 1024;
-
-/// Parses a thread count, from 1 to [`MAX_THREADS`].
-fn parse_threads(text: &str) -> Result<NonZeroUsize, String> {
-    let n: usize = text
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?} is not a number"))?;
-    match NonZeroUsize::new(n) {
-        Some(n) if n.get() <= MAX_THREADS => Ok(n),
-        _ => Err(format!("must be from 1 to {MAX_THREADS} (got {n})")),
-    }
-}
-
-/// Parses a duration in seconds (a decimal number, more than 0).
-fn parse_seconds(text: &str) -> Result<Duration, String> {
-    let seconds: f64 = text
-        .trim()
-        .trim_end_matches('s')
-        .parse()
-        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
-    if !seconds.is_finite() || seconds <= 0.0 || seconds > 1e9 {
-        return Err(format!("must be more than 0 seconds (got {text})"));
-    }
-    Ok(Duration::from_secs_f64(seconds))
-}
-
-/// Parses a percentage from 0 to 100.
-fn parse_percent(text: &str) -> Result<f64, String> {
-    let value: f64 = text
-        .trim()
-        .trim_end_matches('%')
-        .parse()
-        .map_err(|_| format!("{text:?} is not a number"))?;
-    if !(0.0..=100.0).contains(&value) {
-        return Err(format!("must be from 0 to 100 (got {text})"));
-    }
-    Ok(value)
-}
-
-/// Parses `K/N` with 1 <= K <= N.
-fn parse_shard(text: &str) -> Result<Shard, String> {
-    let (index, count) = parse_fraction(text, "K/N, such as 2/8")?;
-    if count == 0 || index == 0 || index > count {
-        return Err(format!(
-            "K must be from 1 to N, and N at least 1 (got {index}/{count})"
-        ));
-    }
-    Ok(Shard { index, count })
-}
-
-/// Parses `I/N` with I counted from 0 into the [`Shard`] `I+1/N`.
-fn parse_shard_index(text: &str) -> Result<Shard, String> {
-    let (index, count) = parse_fraction(text, "I/N, such as 0/8")?;
-    if count == 0 || index >= count {
-        return Err(format!(
-            "I must be from 0 to N-1, and N at least 1 (got {index}/{count})"
-        ));
-    }
-    Ok(Shard {
-        index: index + 1,
-        count,
-    })
-}
-
-/// Two numbers around a `/`; `expected` says what the form is when it is not that.
-fn parse_fraction(text: &str, expected: &str) -> Result<(u64, u64), String> {
-    let (index, count) = text
-        .split_once('/')
-        .ok_or_else(|| format!("expected {expected}"))?;
-    let number = |part: &str| {
-        part.trim()
-            .parse::<u64>()
-            .map_err(|_| format!("{part:?} is not a number"))
-    };
-    Ok((number(index)?, number(count)?))
-}
-
-fn usage_error(message: impl std::fmt::Display) -> clap::Error {
-    Cli::command().error(clap::error::ErrorKind::ArgumentConflict, message)
-}
-
-fn check_config(args: CheckArgs) -> Result<Config, clap::Error> {
-    let algorithm = algorithm::for_check(args.algorithm.as_deref(), args.length.as_deref())?;
-    Ok(Config {
-        jobs: args.pool.jobs(),
-        tuning: args.pool.tuning(),
-        io: args.pool.io(),
-        command: Command::Check(CheckConfig {
-            lists: args.lists,
-            // clap's overrides leave at most one of the three set: the last given.
-            verbosity: if args.status {
-                Verbosity::Status
-            } else if args.warn {
-                Verbosity::Warn
-            } else if args.quiet {
-                Verbosity::Quiet
-            } else {
-                Verbosity::Normal
-            },
-            strict: args.strict,
-            ignore_missing: args.ignore_missing,
-            zero: args.zero,
-            algorithm,
-            json: args.pool.format == FormatArg::Json,
-            verbose: args.pool.verbose,
-            progress: args.pool.progress(),
-        }),
-    })
-}
-
-fn audit_config(args: AuditArgs) -> Result<Config, clap::Error> {
-    let inputs = if args.paths.is_empty() {
-        vec![PathBuf::from(".")]
-    } else {
-        args.paths
-    };
-    Ok(Config {
-        jobs: args.pool.jobs(),
-        tuning: args.pool.tuning(),
-        io: args.pool.io(),
-        command: Command::Audit(AuditConfig {
-            manifest: args.manifest,
-            inputs,
-            walk: args.walk.options(None)?,
-            algorithm: algorithm::one(&args.algorithm, args.length.as_deref())?,
-            zero: args.zero,
-            json: args.pool.format == FormatArg::Json,
-            progress: args.pool.progress(),
-        }),
-    })
-}
-
-fn hash_config(args: HashArgs) -> Result<Config, clap::Error> {
-    let algorithms = algorithm::list(&args.algorithm, args.length.as_deref())?;
-    if !algorithms.is_single() && args.update.is_some() {
-        return Err(usage_error(format!(
-            "--update keeps a manifest of one algorithm (got {algorithms})"
-        )));
-    }
-    let lines = LineFormat {
-        // Untagged lines do not say their algorithm: several digests of a file must be told
-        // apart, so they are tagged, as cksum writes them.
-        style: if args.tag || !algorithms.is_single() {
-            LineStyle::Bsd
-        } else {
-            LineStyle::Gnu
-        },
-        zero: args.zero,
-        encoding: if args.base64 {
-            Encoding::Base64
-        } else {
-            Encoding::Hex
-        },
-    };
-    let format = match args.pool.format {
-        FormatArg::Text => Format::Text(lines),
-        // With --update, --tag, -z and --base64 shape the manifest, and JSON goes to stdout.
-        FormatArg::Json if args.update.is_some() => Format::Json,
-        FormatArg::Json if args.tag || args.zero || args.base64 => {
-            return Err(usage_error(
-                "--tag, --zero and --base64 do not apply to --format json",
-            ));
-        }
-        FormatArg::Json => Format::Json,
-    };
-    let files_from = args.files_from.map(|list| FilesFrom {
-        list,
-        null: args.null,
-    });
-    // Like sha256sum, no PATH means standard input; a list of files replaces that default.
-    // A manifest to update describes a tree: there, no PATH means the current directory.
-    let inputs = if args.paths.is_empty() && files_from.is_none() {
-        vec![PathBuf::from(if args.update.is_some() { "." } else { "-" })]
-    } else {
-        args.paths
-    };
-    let update = args.update.map(|manifest| UpdateConfig {
-        manifest,
-        lines,
-        scrub: args.scrub.unwrap_or(0.0),
-        prune: args.prune,
-    });
-    Ok(Config {
-        jobs: args.pool.jobs(),
-        tuning: args.pool.tuning(),
-        io: args.pool.io(),
-        command: Command::Hash(HashConfig {
-            inputs,
-            files_from,
-            walk: args.walk.options(args.shard.or(args.shard_index))?,
-            format,
-            hash: HashOptions {
-                algorithm: algorithms,
-                skip: Vec::new(),
-            },
-            output: args.output,
-            update,
-            verbose: args.pool.verbose,
-            progress: args.pool.progress(),
-        }),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{Format, Verbosity};
     use crate::digest::Algorithms;
+    use crate::format::line::{Encoding, LineStyle};
 
     fn config(args: &[&str]) -> Config {
         let cli =
@@ -815,15 +610,6 @@ mod tests {
         assert_eq!(verbosity(&["--status", "-w"]), Verbosity::Warn);
         assert_eq!(verbosity(&["-w", "--status"]), Verbosity::Status);
         assert_eq!(verbosity(&["--status", "--quiet"]), Verbosity::Quiet);
-    }
-
-    #[test]
-    fn shard_values() {
-        assert_eq!(parse_shard("2/5"), Ok(Shard { index: 2, count: 5 }));
-        assert_eq!(parse_shard("1/1"), Ok(Shard { index: 1, count: 1 }));
-        for bad in ["0/3", "4/3", "1/0", "x/2", "2", "-1/3", "1/3/4"] {
-            assert!(parse_shard(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! `cksum -c`.
 //!
 //! The lines are parsed by `format::parse` (pure, table-tested, and differential-tested against the
-//! real `sha256sum -c` in `tests/check.rs` and `cksum -c` in `tests/algorithms.rs`). A tagged line
+//! real `sha256sum -c` in `tests/check.rs` and `cksum -c` in `tests/algorithms/`). A tagged line
 //! names its own algorithm, so one list may mix MD5, SHA-256 and BLAKE2b-256 lines; each line is
 //! verified with its algorithm (a file listed under two algorithms is read once per line, as
 //! `cksum -c` reads it). [`run`] streams each list through the same pool as

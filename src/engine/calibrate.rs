@@ -1,5 +1,6 @@
 //! Which SHA-256 path this CPU takes: one file at a time per core, or four interleaved
-//! (`multibuf`), decided by measuring both here, once per process.
+//! (`multibuf`), decided by measuring both here, once per process, on the first thread that
+//! asks (`--version`, or the calling thread before a run).
 //!
 //! Interleaving fills the waits of the SHA unit's latency, and what it gains depends on the
 //! CPU: measured on this project's machines, four lanes hash 1.9 times as fast as one on an

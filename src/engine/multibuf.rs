@@ -1,4 +1,5 @@
 //! SHA-256 of several independent messages at once on one core ("multi-buffer" hashing).
+//! Pure arithmetic, run on whichever thread hashes (readers and workers).
 //!
 //! SHA-256 is a chain: each round needs the result of the one before, so one message keeps
 //! the CPU's SHA unit waiting on its own latency, and a single stream runs at about 1.78 GB/s

@@ -3,7 +3,8 @@
 //! ([`FileId`]).
 //!
 //! These are the nouns `walk` produces and `read` and `lanes` consume; they live here, below
-//! both, so that neither has to import the other. Nothing here reads file contents.
+//! both, so that neither has to import the other. Nothing here reads file contents. Made on
+//! the calling thread (the walk), used on readers.
 
 use std::fs::File;
 use std::io;

@@ -1,4 +1,5 @@
-//! From the command-line inputs to an ordered stream of things to hash.
+//! From the command-line inputs to an ordered stream of things to hash. Runs on the calling
+//! thread, pulled by the feeder.
 //!
 //! Each input is taken in command-line order. `-` is standard input. A directory is walked
 //! depth first with walkdir, the entries of each directory in byte order of their names, and

@@ -7,7 +7,7 @@
 //! `BLAKE2b-256 (f) = `, `BLAKE3 (f) = `), digests in hex or padded base64 told line by line,
 //! and the layout that the first untagged line fixes for a whole run ([`Layout`]). What a line
 //! may be is the caller's [`Accept`]. The table below and the differential tests against the
-//! real `sha256sum -c` and `cksum -c` (`tests/check.rs`, `tests/algorithms.rs`) pin it down;
+//! real `sha256sum -c` and `cksum -c` (`tests/check.rs`, `tests/algorithms/`) pin it down;
 //! `fuzz/` has a target for it.
 //!
 //! What a record is (a line or a NUL-terminated name, and its length limit) is `records`'s

@@ -144,7 +144,7 @@ fn the_options_page_is_the_clap_definition_rendered() {
             .position(|(a, b)| a != b)
             .unwrap_or(have.lines().count().min(want.lines().count()));
         panic!(
-            "docs/options.md is not what the clap definitions in src/cli.rs give; first \
+            "docs/options.md is not what the clap definitions in src/cli/ give; first \
              difference at line {}:\n  file: {:?}\n  want: {:?}\nWrite it again with\n    {}\n\
              and commit it.",
             line + 1,

@@ -329,3 +329,32 @@ pub fn stderr_lines(run: &Run, program: &str) -> Vec<String> {
         })
         .collect()
 }
+
+/// A small tree `data/{a,b}/f{1,2,3}` of distinct contents.
+pub fn small_tree(dir: &Path) {
+    for (i, sub) in ["a", "b"].iter().enumerate() {
+        for k in 1..=3 {
+            let name = format!("data/{sub}/f{k}");
+            write_file(
+                dir,
+                name.as_bytes(),
+                &pseudo_random(1000 + k * 10, (i * 3 + k) as u64),
+            );
+        }
+    }
+}
+
+/// What `sha256sum` prints for `names` in `dir`, in that order.
+pub fn reference(dir: &Path, names: &[&str]) -> Vec<u8> {
+    let run = Cmd::new("sha256sum").args(names).dir(dir).run();
+    run.code(0);
+    run.stdout
+}
+
+pub fn skip_unless_root(what: &str) -> bool {
+    if is_root() {
+        return false;
+    }
+    eprintln!("skipped: {what} needs root");
+    true
+}

@@ -31,14 +31,13 @@ use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 
 use crate::engine::walk::Scope;
 use crate::format::entries::{EntryReader, walk_order};
-use crate::format::manifest::{Manifest, normalize};
+use crate::format::manifest::{FileRange, Manifest, normalize};
 use crate::format::quote::quote_name;
 
 use super::update::{UpdateCounts, Updater};
@@ -101,7 +100,7 @@ pub fn merge(
     out: &mut dyn Write,
 ) -> io::Result<()> {
     let mut lines = EntryReader::new(
-        ReadAt {
+        FileRange {
             file: new,
             at: 0,
             end: len,
@@ -137,25 +136,6 @@ fn read_entry<R: Read>(
     lines
         .next_entry()?
         .map_err(|_| io::Error::other("a line just written is not a checksum line"))
-}
-
-/// A file read from `at` to `end` with `pread`, whatever its descriptor's offset.
-struct ReadAt<'a> {
-    file: &'a File,
-    at: u64,
-    end: u64,
-}
-
-impl Read for ReadAt<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = (self.end - self.at).min(buf.len() as u64) as usize;
-        if left == 0 {
-            return Ok(0);
-        }
-        let n = self.file.read_at(&mut buf[..left], self.at)?;
-        self.at += n as u64;
-        Ok(n)
-    }
 }
 
 /// Most directories of the manifest looked at for another spelling of an input.

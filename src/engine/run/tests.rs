@@ -2,7 +2,8 @@
 //! readers, workers and lanes, random batch and window sizes, and files of every size that
 //! take every path through the readers, with delays, short reads, cache misses, open and
 //! read errors and files that change while read, the results come back in input order,
-//! exact, each failure reported once, and no wait times out with its work ready.
+//! exact, each failure reported once, and no wait times out with its work ready. Runs on the
+//! test thread, which is the run's calling thread.
 
 use std::collections::HashMap;
 use std::io;

@@ -1,4 +1,4 @@
-//! Handing one large file to a worker. Runs on a reader.
+//! Handing one large file to a worker. Runs on a reader thread.
 //!
 //! A file of a local file system goes to a worker as it is, open: the worker maps it window
 //! by window (`mapped`), which reads the page cache without a copy (measured on 4 files of
