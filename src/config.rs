@@ -30,6 +30,10 @@ pub struct Config {
     pub io: IoSettings,
 }
 
+/// How often `--update` replaces the manifest with what is known so far, unless told: see
+/// `cmd::hash::checkpoint` for the measurement behind it.
+pub const CHECKPOINT_DEFAULT: Duration = Duration::from_secs(300);
+
 /// The I/O options of a run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct IoSettings {
@@ -37,6 +41,21 @@ pub struct IoSettings {
     pub readers: Option<usize>,
     /// Give up on a file that makes no progress for this long (`--stall-timeout`).
     pub stall_timeout: Option<Duration>,
+    /// Most bytes read per second (`--bwlimit`).
+    pub bwlimit: Option<u64>,
+    /// Leave the page cache as it was found (`--nocache`).
+    pub nocache: bool,
+}
+
+impl IoSettings {
+    /// The engine's limits for these settings (no time box: only `hash --update` has one).
+    pub fn limits(&self) -> crate::engine::run::Limits {
+        crate::engine::run::Limits {
+            bwlimit: self.bwlimit,
+            nocache: self.nocache,
+            deadline: None,
+        }
+    }
 }
 
 /// The subcommand and its own settings.
@@ -134,6 +153,11 @@ pub struct UpdateConfig {
     pub scrub: f64,
     /// Drop the lines of files outside this run's scope instead of keeping them (`--prune`).
     pub prune: bool,
+    /// Replace the manifest with what is known so far this often (`--checkpoint`); `None`
+    /// never.
+    pub checkpoint: Option<Duration>,
+    /// Start no file after this long, and write the manifest (`--max-duration`).
+    pub max_duration: Option<Duration>,
 }
 
 /// Which of GNU's mutually exclusive output options is in force (the last one given wins).

@@ -75,7 +75,7 @@ fn config(input: &Path, readers: usize, jobs: usize, tuning: Tuning) -> Config {
         tuning,
         io: IoSettings {
             readers: Some(readers),
-            stall_timeout: None,
+            ..IoSettings::default()
         },
     }
 }

@@ -117,6 +117,12 @@ pub(super) fn hash_config(args: HashArgs) -> Result<Config, clap::Error> {
         lines,
         scrub: args.scrub.unwrap_or(0.0),
         prune: args.prune,
+        checkpoint: match args.checkpoint {
+            None => Some(crate::config::CHECKPOINT_DEFAULT),
+            Some(every) if every.is_zero() => None,
+            Some(every) => Some(every),
+        },
+        max_duration: args.max_duration,
     });
     Ok(Config {
         jobs: args.pool.jobs(),

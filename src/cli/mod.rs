@@ -22,7 +22,10 @@ mod convert;
 mod values;
 
 use convert::{audit_config, check_config, hash_config, usage_error};
-use values::{parse_percent, parse_seconds, parse_shard, parse_shard_index, parse_threads};
+use values::{
+    parse_duration, parse_percent, parse_positive_duration, parse_rate, parse_seconds, parse_shard,
+    parse_shard_index, parse_threads,
+};
 
 const HASH_HELP: &str = "\
 Examples:
@@ -186,7 +189,7 @@ impl WalkArgs {
             one_file_system: self.one_file_system,
             dir_handles: true,
             shard,
-            own: Vec::new(),
+            own: Default::default(),
         })
     }
 }
@@ -236,6 +239,19 @@ struct PoolArgs {
     /// with the rest; its stuck read is left to the kernel [default: wait forever]
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     stall_timeout: Option<Duration>,
+
+    /// Read at most RATE bytes per second over the run: 500K, 200M, 1.5G (K, M, G, T are
+    /// powers of 1024, as rsync reads them; KB, MB, GB, TB powers of 1000; at least 4K).
+    /// Large files are then read rather than mapped, and the kernel is not asked to read
+    /// ahead; -v reports the rate achieved
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    bwlimit: Option<u64>,
+
+    /// Leave the page cache as it was found: pages of files this run brings into it are
+    /// dropped as soon as they are hashed (window by window in large files), and pages
+    /// that were cached before stay cached. For runs beside a service that needs its cache
+    #[arg(long)]
+    nocache: bool,
 }
 
 impl PoolArgs {
@@ -254,6 +270,8 @@ impl PoolArgs {
         IoSettings {
             readers: self.io_threads.map(NonZeroUsize::get),
             stall_timeout: self.stall_timeout,
+            bwlimit: self.bwlimit,
+            nocache: self.nocache,
         }
     }
 
@@ -338,6 +356,21 @@ struct HashArgs {
     /// ten runs)
     #[arg(long, value_name = "PERCENT", requires = "update", value_parser = parse_percent)]
     scrub: Option<f64>,
+
+    /// With --update: replace MANIFEST every DURATION (90s, 15m, 2h) with what is known so
+    /// far: the lines of the files verified, every line not reached yet as it was, and the
+    /// new files found. A run killed at any moment loses at most DURATION of work, and the
+    /// next one does not read again what was verified before. 0 never [default: 5m, and
+    /// never more often than 50 times what the last checkpoint took]
+    #[arg(long, value_name = "DURATION", requires = "update", value_parser = parse_duration)]
+    checkpoint: Option<Duration>,
+
+    /// With --update: start no file after DURATION (90s, 15m, 2h), let the files in flight
+    /// finish (or give them up after a grace of 5% of DURATION, 1 s to 1 min), and write
+    /// MANIFEST as a checkpoint does. The next run starts where this one stopped: nightly
+    /// runs of --scrub 100 --max-duration 1h read the whole tree over successive nights
+    #[arg(long, value_name = "DURATION", requires = "update", value_parser = parse_positive_duration)]
+    max_duration: Option<Duration>,
 
     #[command(flatten)]
     walk: WalkArgs,

@@ -36,6 +36,97 @@ pub(super) fn parse_seconds(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+/// What a duration may be written as, for messages.
+const DURATION_FORMS: &str =
+    "a number with a unit: 90s, 15m, 2h, 1d, or 1h30m (s alone is the default unit)";
+
+/// Parses a duration: numbers each followed by a unit (`s`, `m`, `h`, `d`; a last number
+/// without one is seconds), such as `90s`, `15m`, `1.5h` or `1h30m`. `0` is accepted.
+pub(super) fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("{text:?} is not a duration: expected {DURATION_FORMS}");
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    let mut seconds = 0f64;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number: f64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let unit = match &rest[..unit_len] {
+            "" | "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            "d" => 86_400.0,
+            _ => return Err(bad()),
+        };
+        rest = &rest[unit_len..];
+        seconds += number * unit;
+    }
+    if !seconds.is_finite() || seconds > 1e9 {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// [`parse_duration`], more than 0.
+pub(super) fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        d if d.is_zero() => Err(format!(
+            "must be more than 0 (got {text:?}): {DURATION_FORMS}"
+        )),
+        d => Ok(d),
+    }
+}
+
+/// The slowest rate `--bwlimit` takes, in bytes per second: below it one read of a sector
+/// is more than an eighth of a second's worth (`engine::policy::pace_piece`).
+pub(super) const RATE_MIN: u64 = 4096;
+
+/// Parses a rate in bytes per second: a number and a unit, `K`, `M`, `G`, `T` (or `KiB`...)
+/// for powers of 1024, as rsync's `--bwlimit` reads them, `KB`, `MB`, `GB`, `TB` for powers
+/// of 1000; `B` or none for bytes; an optional `/s`. At least [`RATE_MIN`].
+pub(super) fn parse_rate(text: &str) -> Result<u64, String> {
+    let bad = || {
+        format!(
+            "{text:?} is not a rate: expected bytes per second as a number and a unit, such as 500K, 200M or 1.5G (K, M, G, T are powers of 1024; KB, MB, GB, TB powers of 1000)"
+        )
+    };
+    let trimmed = text.trim();
+    let trimmed = trimmed.strip_suffix("/s").unwrap_or(trimmed);
+    let split = trimmed
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(trimmed.len());
+    let number: f64 = trimmed[..split].parse().map_err(|_| bad())?;
+    let unit = match trimmed[split..].trim() {
+        "" | "B" => 1.0,
+        "K" | "k" | "KiB" => 1024.0,
+        "M" | "MiB" => 1024f64.powi(2),
+        "G" | "GiB" => 1024f64.powi(3),
+        "T" | "TiB" => 1024f64.powi(4),
+        "KB" | "kB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "TB" => 1e12,
+        _ => return Err(bad()),
+    };
+    let rate = number * unit;
+    if !rate.is_finite() || rate >= u64::MAX as f64 {
+        return Err(bad());
+    }
+    if rate < RATE_MIN as f64 {
+        return Err(format!(
+            "must be at least 4K, 4096 bytes per second (got {text:?})"
+        ));
+    }
+    Ok(rate as u64)
+}
+
 /// Parses a percentage from 0 to 100.
 pub(super) fn parse_percent(text: &str) -> Result<f64, String> {
     let value: f64 = text
@@ -97,6 +188,42 @@ mod tests {
         assert_eq!(parse_shard("1/1"), Ok(Shard { index: 1, count: 1 }));
         for bad in ["0/3", "4/3", "1/0", "x/2", "2", "-1/3", "1/3/4"] {
             assert!(parse_shard(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        let secs = |text| parse_duration(text).map(|d| d.as_secs_f64());
+        assert_eq!(secs("90s"), Ok(90.0));
+        assert_eq!(secs("90"), Ok(90.0));
+        assert_eq!(secs("15m"), Ok(900.0));
+        assert_eq!(secs("2h"), Ok(7200.0));
+        assert_eq!(secs("1.5h"), Ok(5400.0));
+        assert_eq!(secs("1h30m"), Ok(5400.0));
+        assert_eq!(secs("1d"), Ok(86_400.0));
+        assert_eq!(secs("0"), Ok(0.0));
+        for bad in ["", "-1", "1x", "m", "1.2.3s", "5 min", "1e3", "inf", "h1"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        assert!(parse_positive_duration("0").is_err());
+        assert!(parse_positive_duration("0s").is_err());
+        assert!(parse_positive_duration("1s").is_ok());
+    }
+
+    #[test]
+    fn rates() {
+        assert_eq!(parse_rate("200M"), Ok(200 << 20));
+        assert_eq!(parse_rate("1.5G"), Ok(3 << 29));
+        assert_eq!(parse_rate("500K"), Ok(500 << 10));
+        assert_eq!(parse_rate("500k"), Ok(500 << 10));
+        assert_eq!(parse_rate("500KiB/s"), Ok(500 << 10));
+        assert_eq!(parse_rate("2MB"), Ok(2_000_000));
+        assert_eq!(parse_rate("4096"), Ok(4096));
+        assert_eq!(parse_rate("10MB/s"), Ok(10_000_000));
+        for bad in [
+            "0", "abc", "-1M", "1x", "", "M", "4095", "1e3M", "inf", "1Q",
+        ] {
+            assert!(parse_rate(bad).is_err(), "{bad}");
         }
     }
 }

@@ -40,7 +40,7 @@ use crate::engine::load::load_manifest;
 use crate::engine::policy;
 use crate::engine::read::{Hashed, Hashing};
 use crate::engine::run::{self as pool, Completion, Engine, Plan, Sink, Then};
-use crate::engine::source::{FileId, Source};
+use crate::engine::source::{FileId, OwnFiles, Source};
 use crate::engine::walk::{Entry, Scope, Walk};
 use crate::format::json::{self, JsonPath};
 use crate::format::line::path_bytes;
@@ -175,8 +175,9 @@ pub fn run(
         pool,
         config.tuning,
         policy::for_path(probe, config.io.readers, config.io.stall_timeout),
-        skip,
-    );
+        OwnFiles::new(skip),
+    )
+    .with_limits(config.io.limits());
     let completion = {
         let err = &mut progress.stderr(err);
         let mut sink = AuditSink {
@@ -190,7 +191,8 @@ pub fn run(
     drop(progress);
     let mut report = std::mem::take(&mut audited.report);
     match completion {
-        Ok(Completion::Finished) => {}
+        // No time box here.
+        Ok(Completion::Finished | Completion::OutOfTime { .. }) => {}
         Ok(Completion::Interrupted(signal)) => {
             report.interrupted = Some(signal);
             return Ok(report);
@@ -335,7 +337,7 @@ impl Audited {
                     self.counts.unchanged += 1;
                 }
             }
-            Ok(Hashing::Skipped | Hashing::Unchanged { .. }) => {}
+            Ok(Hashing::Skipped | Hashing::Unchanged { .. } | Hashing::NotReached) => {}
             Err(failure) => {
                 progress.advance(0);
                 out.flush()?;

@@ -31,7 +31,7 @@ use crate::digest::{Algorithm, Algorithms};
 use crate::engine::policy;
 use crate::engine::read::Hashing;
 use crate::engine::run::{self as pool, Engine, Plan, Sink, Then};
-use crate::engine::source::Source;
+use crate::engine::source::{OwnFiles, Source};
 use crate::format::json;
 use crate::format::line::escape_check_name;
 use crate::format::parse::{Accept, Entry, Layout, parse_line, tag_name, trim_record};
@@ -146,8 +146,9 @@ pub fn run(
         pool,
         config.tuning,
         policy::for_path(Path::new("."), config.io.readers, config.io.stall_timeout),
-        Vec::new(),
-    );
+        OwnFiles::new(Vec::new()),
+    )
+    .with_limits(config.io.limits());
     match check_lists(check, engine, out, err) {
         Ok(CheckOutcome::Checked(true)) => {}
         Ok(CheckOutcome::Checked(false)) => report.failed += 1,
@@ -347,7 +348,8 @@ impl Checker<'_> {
                 return Ok(CheckOutcome::Interrupted(signal));
             }
             pool::Completion::NoThread(errno) => return Err(pool::thread_error(errno)),
-            pool::Completion::Finished => {}
+            // No time box here.
+            pool::Completion::Finished | pool::Completion::OutOfTime { .. } => {}
         }
         self.total.ok += tally.matched;
         self.total.failed += tally.mismatched;
@@ -615,10 +617,12 @@ fn verify(entry: Entry, ignore_missing: bool) -> Plan<Verdict> {
         },
         // Only files listed in `skip` are passed over, and only a recorded state is
         // unchanged; there are neither here.
-        Ok(Hashing::Skipped | Hashing::Unchanged { .. }) => Verdict::Missing {
-            name: entry.name,
-            algorithm,
-        },
+        Ok(Hashing::Skipped | Hashing::Unchanged { .. } | Hashing::NotReached) => {
+            Verdict::Missing {
+                name: entry.name,
+                algorithm,
+            }
+        }
         Err(failure) => match failure.reason {
             Reason::Io(e) if ignore_missing && e.kind() == io::ErrorKind::NotFound => {
                 Verdict::Missing {

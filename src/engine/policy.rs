@@ -345,6 +345,22 @@ pub(crate) fn probe(hits: u32) -> bool {
     hits < PROBE_ALWAYS || hits.is_multiple_of(PROBE_EVERY)
 }
 
+/// Most tokens the bucket of `--bwlimit RATE` saves while nothing reads: a quarter of a
+/// second's worth. With reads of at most [`pace_piece`] bytes, any one-second window reads
+/// at most the rate, plus this, plus one piece: 1.375 times the rate (the promise is 1.5).
+pub(crate) fn pace_burst(rate: u64) -> u64 {
+    rate / 4
+}
+
+/// Most bytes one read takes under `--bwlimit RATE`: an eighth of a second's worth, in
+/// sectors of 512 bytes, from one to [`CHUNK`]. A read is paid for before it is made: a
+/// larger one would read a whole burst at once. (`cli` takes no rate below 4 KiB/s, where
+/// one sector would be more than an eighth.)
+pub(crate) fn pace_piece(rate: u64) -> usize {
+    let piece = usize::try_from(rate / 8).unwrap_or(CHUNK).clamp(512, CHUNK);
+    piece - piece % 512
+}
+
 /// Average size of the files opened so far from which the scout looks ahead for large
 /// files: there a stat per file is a few percent of the work of a file, and the window
 /// holds seconds of work, time enough for a large file to finish beside the rest. On trees
@@ -551,5 +567,21 @@ mod tests {
         assert_eq!(dir_handles_for(1 << 20), 256);
         assert_eq!(dir_handles_for(28), 3);
         assert_eq!(dir_handles_for(10), 0);
+    }
+
+    #[test]
+    fn paced_reads_are_small_enough_for_the_one_second_promise() {
+        for (rate, piece) in [
+            (4u64 << 10, 512),
+            (100 << 10, 12_800),
+            (200 << 20, CHUNK),
+            (u64::MAX, CHUNK),
+        ] {
+            assert_eq!(pace_piece(rate), piece, "{rate}");
+        }
+        for rate in [4u64 << 10, 5000, 64 << 10, 1 << 20, 200 << 20, 10 << 30] {
+            let worst = rate + pace_burst(rate) + pace_piece(rate) as u64;
+            assert!(worst as f64 <= 1.5 * rate as f64, "{rate}");
+        }
     }
 }

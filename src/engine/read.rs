@@ -55,6 +55,8 @@ pub enum Hashing {
     },
     /// It is one of the files never to hash (the manifest being written).
     Skipped,
+    /// It was not started: the run's time was up (`--max-duration`).
+    NotReached,
 }
 
 /// Hashes everything `reader` yields until end of input, in blocks of `buf.len()` bytes.

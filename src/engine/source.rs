@@ -37,6 +37,35 @@ impl FileId {
     }
 }
 
+/// The files a run writes (its manifest, and each checkpoint of it), never to be hashed
+/// whatever they are called. Shared by the walk and the readers, and added to while the run
+/// goes: a checkpoint's file is added before it takes the manifest's name.
+#[derive(Debug, Default)]
+pub struct OwnFiles(std::sync::RwLock<Vec<FileId>>);
+
+impl OwnFiles {
+    /// A set of `ids`.
+    pub fn new(ids: Vec<FileId>) -> std::sync::Arc<OwnFiles> {
+        std::sync::Arc::new(OwnFiles(std::sync::RwLock::new(ids)))
+    }
+
+    /// Adds `id`.
+    pub fn add(&self, id: FileId) {
+        self.0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(id);
+    }
+
+    /// Whether `id` is one of them.
+    pub fn contains(&self, id: &FileId) -> bool {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(id)
+    }
+}
+
 /// One thing to hash.
 #[derive(Debug, Clone)]
 pub enum Source {

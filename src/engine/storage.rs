@@ -43,6 +43,20 @@ pub(crate) trait Handle: Send + Sync {
     fn will_need(&self, offset: u64, len: u64);
     /// The file itself, if it is one of a local file system that may be mapped (`mapped`).
     fn mappable(&self) -> Option<&File>;
+    /// Which pages of `len` bytes at `offset` (a multiple of the page size) are in the page
+    /// cache now: one byte per page, bit 0 set for a cached one; `None` where that cannot
+    /// be asked (`--nocache`).
+    fn cached_pages(&self, _offset: u64, _len: u64) -> Option<Vec<u8>> {
+        None
+    }
+    /// Tells the storage that `len` bytes at `offset` are not needed again: their clean
+    /// pages leave the page cache (`--nocache`).
+    fn wont_need(&self, _offset: u64, _len: u64) {}
+    /// Called by the worker before it touches `len` bytes at `offset` of the mapped file,
+    /// and [`Handle::done_with`] after it hashed them (`--nocache` learns and drops there).
+    fn will_touch(&self, _offset: u64, _len: u64) {}
+    /// See [`Handle::will_touch`].
+    fn done_with(&self, _offset: u64, _len: u64) {}
 }
 
 /// The file system.
@@ -154,4 +168,53 @@ impl Handle for DiskFile {
     fn mappable(&self) -> Option<&File> {
         crate::engine::device::is_local(&self.0).then_some(&self.0)
     }
+
+    /// `mincore(2)` over a mapping of the range, made for the question and unmapped: the
+    /// mapping is never touched, so asking brings nothing into the cache.
+    fn cached_pages(&self, offset: u64, len: u64) -> Option<Vec<u8>> {
+        let page = page_size();
+        if len == 0 || !offset.is_multiple_of(page) {
+            return None;
+        }
+        let len = usize::try_from(len).ok()?;
+        let mut pages = vec![0u8; len.div_ceil(page as usize)];
+        // SAFETY: a fresh shared read-only mapping of our own descriptor, never read through;
+        // mincore writes one byte per page of it into `pages`, which has exactly that many;
+        // the mapping is removed before returning.
+        unsafe {
+            let at = libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                std::os::fd::AsRawFd::as_raw_fd(&self.0),
+                i64::try_from(offset).ok()?,
+            );
+            if at == libc::MAP_FAILED {
+                return None;
+            }
+            let asked = libc::mincore(at, len, pages.as_mut_ptr());
+            libc::munmap(at, len);
+            (asked == 0).then_some(pages)
+        }
+    }
+
+    fn wont_need(&self, offset: u64, len: u64) {
+        let _ = rustix::fs::fadvise(
+            &self.0,
+            offset,
+            std::num::NonZeroU64::new(len),
+            Advice::DontNeed,
+        );
+    }
+}
+
+/// The size of a page of memory (and of the page cache), asked once.
+pub(crate) fn page_size() -> u64 {
+    static PAGE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *PAGE.get_or_init(|| {
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        u64::try_from(page).ok().filter(|&p| p > 0).unwrap_or(4096)
+    })
 }

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use walkdir::WalkDir;
 
-use crate::engine::source::{DirHandle, FileId, Source};
+use crate::engine::source::{DirHandle, FileId, OwnFiles, Source};
 use crate::report::{Failure, Reason};
 
 /// Names of sumpool's own temporary files (`-o` and `--update` on a file system without
@@ -90,9 +90,9 @@ pub struct WalkOptions {
     pub dir_handles: bool,
     /// Only the files of this shard (`--shard K/N`).
     pub shard: Option<Shard>,
-    /// Files that are this run's own (its temporary manifest): skipped without a word when
-    /// met under a temporary file's name.
-    pub own: Vec<FileId>,
+    /// Files that are this run's own (its temporary manifest, its checkpoints): skipped
+    /// without a word when met under a temporary file's name.
+    pub own: Arc<OwnFiles>,
 }
 
 /// One of N disjoint parts of a tree, chosen by a stable hash of each file's path relative to

@@ -49,12 +49,13 @@ pub struct Leftovers {
 }
 
 /// Sorts the entries of the old manifest that the run did not meet (`met[i]` false) into
-/// kept and dropped, counting them in `counts`.
+/// kept and dropped, counting them in `counts`. A run whose time was up (`cut`) did not
+/// look at the ones in its scope: every one stays, as at a checkpoint.
 pub fn leftovers(
     updater: &Updater,
     met: &[bool],
     scope: &Scope,
-    prune: bool,
+    (prune, cut): (bool, bool),
     counts: &mut UpdateCounts,
 ) -> Leftovers {
     let manifest = updater.manifest();
@@ -68,6 +69,9 @@ pub fn leftovers(
                 counts.out_of_scope += 1;
                 kept.push(i);
             }
+        } else if cut {
+            counts.not_reached += 1;
+            kept.push(i);
         } else if still_there(name) {
             counts.unread += 1;
             kept.push(i);
@@ -89,24 +93,39 @@ fn still_there(name: &[u8]) -> bool {
     }
 }
 
-/// Writes the manifest of the new lines in `new` (the first temporary file, of `len`
-/// bytes) and the kept old entries merged, in walk order, to `out`.
+/// Where the new lines of an update are in its first temporary file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewLines {
+    /// Bytes written so far.
+    pub len: u64,
+    /// Where the lines of the walk's second pass start, if it made one (a time-boxed run
+    /// starts where the last one stopped, `resume`): those come first in walk order.
+    pub wrapped_at: Option<u64>,
+}
+
+impl NewLines {
+    /// The byte ranges of the lines, in walk order.
+    fn ranges(&self) -> [(u64, u64); 2] {
+        match self.wrapped_at {
+            Some(at) => [(at.min(self.len), self.len), (0, at.min(self.len))],
+            None => [(0, self.len), (self.len, self.len)],
+        }
+    }
+}
+
+/// Writes the manifest of the new lines in `new` (the first temporary file) and the kept
+/// old entries merged, in walk order, to `out`.
 pub fn merge(
     new: &File,
-    len: u64,
+    written: NewLines,
     kept: &[usize],
     updater: &Updater,
     zero: bool,
     out: &mut dyn Write,
 ) -> io::Result<()> {
-    let mut lines = EntryReader::new(
-        FileRange {
-            file: new,
-            at: 0,
-            end: len,
-        },
-        zero,
-    );
+    let [(a, b), (c, d)] = written.ranges();
+    let range = |at, end| FileRange { file: new, at, end };
+    let mut lines = EntryReader::new(range(a, b).chain(range(c, d)), zero);
     let manifest = updater.manifest();
     let mut next_new = read_entry(&mut lines)?;
     let mut buf = Vec::new();

@@ -9,25 +9,29 @@
 //! hashed into itself. With `--update`, [`update`] decides which files need reading and what
 //! state each line records.
 
+mod checkpoint;
+mod counts;
 mod kept;
 mod output;
 mod printer;
+mod resume;
 pub mod update;
 
 use std::fs;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::config::{Config, Format, HashConfig};
+use crate::config::{Config, Format, HashConfig, UpdateConfig};
 use crate::digest::Algorithms;
 use crate::engine::load::load_manifest;
 use crate::engine::policy::{self, IoPolicy};
 use crate::engine::read::{Hashed, Hashing};
-use crate::engine::run::{self as pool, Completion, Engine, Plan, Tagged, Then};
+use crate::engine::run::{self as pool, Completion, Deadline, Engine, Limits, Plan, Tagged, Then};
+use crate::engine::source::OwnFiles;
 use crate::engine::walk::{Entry, Input, Scope, Skip, Walk, WalkOptions, list_inputs};
 use crate::format::entries::shard_line;
 use crate::format::json;
@@ -36,8 +40,11 @@ use crate::format::manifest::Manifest;
 use crate::progress::{Counter, Progress, Totals};
 use crate::report::{Failure, PROGRAM, Report, write_corrupt_warning};
 
+use checkpoint::Checkpoints;
+use kept::NewLines;
 use output::{AtomicOutput, Purpose, Target};
 use printer::Printer;
+use resume::Item;
 use update::{Scan, UNLISTED, UpdateCounts, Updated, Updater};
 
 /// The result of one walk entry after the worker is done with it.
@@ -61,6 +68,10 @@ enum Outcome {
     },
     /// A temporary file of another sumpool run, met in the walk: said, not hashed.
     Unfinished(PathBuf),
+    /// Not started: the run's time was up (`--max-duration`). Its old line, if any, is kept.
+    NotReached,
+    /// The walk's first pass ended (`resume`).
+    Wrapped,
     Skipped(Skip),
 }
 
@@ -130,49 +141,46 @@ pub fn run(
 ) -> anyhow::Result<Report> {
     let started = Instant::now();
     let target = open_target(hash)?;
-    let own = target.as_ref().map_or_else(Vec::new, Target::identities);
+    let own = OwnFiles::new(target.as_ref().map_or_else(Vec::new, Target::identities));
     let roots = Roots::default();
-    let walk_options = WalkOptions {
-        own: own.clone(),
-        ..hash.walk.clone()
-    };
-    let walk = Walk::new(inputs(hash, Some(roots.clone()))?, walk_options);
-    let mut options = hash.hash.clone();
-    options.skip.extend(own);
     let atomic = match &target {
         Some(Target::Atomic(atomic)) => Some(atomic),
         _ => None,
     };
     let updater = read_old_manifest(hash, atomic, pool)?;
+    let items = items(hash, &own, &roots, updater.as_deref())?;
+    let checkpoints = checkpoints(hash, atomic, updater.as_ref(), &own)?;
     let mut file_out = target.as_ref().and_then(Target::writer);
     let (lines, json) = sinks(hash, file_out.as_mut(), out);
     let to_stdout = matches!(target, None | Some(Target::Stdout));
     let stdout_shares_terminal = to_stdout && io::stdout().is_terminal();
     let mut progress = Progress::start(hash.progress, stdout_shares_terminal, true, counter(hash));
-    let sinks = (lines, json);
-    let mut printer = Printer::new(options.algorithm, sinks, &progress, err, updater.clone());
+    let algorithm = hash.hash.algorithm;
+    let mut printer = Printer::new(algorithm, (lines, json), &progress, err, updater.clone());
+    printer.checkpoints = checkpoints;
+    printer.temp = match (&hash.update, atomic) {
+        (Some(_), Some(atomic)) => Some(atomic.file().try_clone()?),
+        _ => None,
+    };
     let engine = Engine::new(
         pool,
         config.tuning,
         io_policy(config, hash),
-        options.skip.clone(),
-    );
-    let printed = write_shard_line(hash, &mut printer).and_then(|()| {
-        hash_all(
-            &engine,
-            walk,
-            options.algorithm,
-            updater.as_ref(),
-            &mut printer,
-        )
-    });
+        Arc::clone(&own),
+    )
+    .with_limits(limits(config, hash, started));
+    let printed = write_shard_line(hash, &mut printer)
+        .and_then(|()| hash_all(&engine, items, algorithm, updater.as_ref(), &mut printer));
     let report = match printed {
         Ok(report) => report,
         Err(e) if pool::is_thread_error(&e) => return Err(e.into()),
         Err(e) => return Err(e).context(sink_name(hash, printer.failed_sink)),
     };
+    // A checkpoint still being written goes in place before the end's manifest does.
+    printer.finish_checkpoints();
     if report.interrupted.is_some() || report.output_closed {
-        // Dropping the temporary file deletes it: an interrupted run leaves no manifest.
+        // Dropping the temporary file deletes it: an interrupted run leaves no manifest
+        // (beyond its last checkpoint).
         progress.finish();
         return Ok(report);
     }
@@ -182,19 +190,144 @@ pub fn run(
     if let Some(json) = &mut printer.json {
         json_summary(json, hash, &report, update, started)?;
     }
+    let wrapped_at = printer.wrapped_at;
     drop(printer);
     progress.finish();
     drop(file_out);
-    match target {
-        Some(Target::Atomic(atomic)) => commit(atomic, updater.as_deref(), leftovers, hash)?,
-        Some(Target::Direct { .. } | Target::Stdout) | None => {}
+    if let Some(Target::Atomic(atomic)) = target {
+        commit(atomic, updater.as_deref(), leftovers, hash, wrapped_at)?;
     }
     let verbose = hash.verbose.then_some((started, engine.io.reason.as_str()));
     write_end_messages(err, &report, update, verbose);
+    if let (Some(counts), Some(update)) = (&update, &hash.update) {
+        write_time_up(err, counts, update);
+    }
     if hash.verbose {
-        write_algorithms(err, options.algorithm, config);
+        write_algorithms(err, algorithm, config);
+        write_limits(err, &engine.limits, &report, started);
     }
     Ok(report)
+}
+
+/// What the run feeds the engine: the walk, from where the last time-boxed run stopped if
+/// this one is time-boxed too (`resume`).
+fn items(
+    hash: &HashConfig,
+    own: &Arc<OwnFiles>,
+    roots: &Roots,
+    updater: Option<&Updater>,
+) -> anyhow::Result<Box<dyn Iterator<Item = Item> + Send>> {
+    let options = WalkOptions {
+        own: Arc::clone(own),
+        ..hash.walk.clone()
+    };
+    let first = Walk::new(inputs(hash, Some(roots.clone()))?, options.clone());
+    let timed = hash
+        .update
+        .as_ref()
+        .is_some_and(|u| u.max_duration.is_some());
+    // A list on standard input cannot be read twice.
+    let list_on_stdin = hash
+        .files_from
+        .as_ref()
+        .is_some_and(|from| from.list.as_os_str() == "-");
+    let start = updater
+        .filter(|_| timed && !list_on_stdin)
+        .and_then(|updater| resume::resume_point(updater.manifest()));
+    let Some(start) = start else {
+        return Ok(Box::new(first.map(Item::Entry)));
+    };
+    let (hash, roots) = (hash.clone(), roots.clone());
+    let again = move || match inputs(&hash, Some(roots.clone())) {
+        Ok(inputs) => Ok(Walk::new(inputs, options.clone())),
+        Err(e) => {
+            let list = hash.files_from.as_ref().map(|f| f.list.clone());
+            let reason = std::io::Error::other(format!("{e:#}"));
+            Err(Failure::new(list.unwrap_or_default(), reason))
+        }
+    };
+    Ok(Box::new(resume::Rotated::new(first, again, start)))
+}
+
+/// The checkpoints of an update that writes a manifest file, unless turned off.
+fn checkpoints(
+    hash: &HashConfig,
+    atomic: Option<&AtomicOutput>,
+    updater: Option<&Arc<Updater>>,
+    own: &Arc<OwnFiles>,
+) -> anyhow::Result<Option<Checkpoints>> {
+    let (Some(update), Some(atomic), Some(updater)) = (&hash.update, atomic, updater) else {
+        return Ok(None);
+    };
+    let Some(every) = update.checkpoint else {
+        return Ok(None);
+    };
+    let checkpoints = Checkpoints::new(
+        every,
+        atomic,
+        Arc::clone(updater),
+        Arc::clone(own),
+        (update.lines.zero, &update.manifest),
+    )
+    .with_context(|| update.manifest.display().to_string())?;
+    Ok(Some(checkpoints))
+}
+
+/// The engine's limits: the I/O settings', and the time box of `--max-duration`.
+fn limits(config: &Config, hash: &HashConfig, started: Instant) -> Limits {
+    let most = hash.update.as_ref().and_then(|u| u.max_duration);
+    Limits {
+        deadline: most.map(|most| Deadline {
+            at: started + most,
+            grace: grace_for(most),
+        }),
+        ..config.io.limits()
+    }
+}
+
+/// How long files in flight may finish once the time of `--max-duration` is up: 5% of it,
+/// from 1 s to 1 min.
+fn grace_for(most: Duration) -> Duration {
+    (most / 20).clamp(Duration::from_secs(1), Duration::from_secs(60))
+}
+
+/// The line that says a run's time was up, and what it left for the next one.
+fn write_time_up(err: &mut dyn Write, c: &UpdateCounts, update: &UpdateConfig) {
+    if !c.time_up {
+        return;
+    }
+    let abandoned = match c.abandoned {
+        0 => String::new(),
+        n => format!(" ({n} of them given up in flight)"),
+    };
+    let _ = writeln!(
+        err,
+        "{PROGRAM}: {}: time is up (--max-duration): {} files checked ({} read), {} not reached{abandoned}; their lines are kept as they were, and the next run starts with them",
+        update.manifest.display(),
+        c.checked(),
+        c.hashed() + c.scrubbed + c.corrupt,
+        c.not_reached,
+    );
+}
+
+/// The `-v` line of the limits in force, with the rate achieved.
+fn write_limits(err: &mut dyn Write, limits: &Limits, report: &Report, started: Instant) {
+    if limits.bwlimit.is_none() && !limits.nocache {
+        return;
+    }
+    let mut said = Vec::new();
+    if let Some(rate) = limits.bwlimit {
+        let seconds = started.elapsed().as_secs_f64().max(1e-3);
+        said.push(format!(
+            "--bwlimit {:.1} MiB/s, hashed at {:.1} MiB/s",
+            rate as f64 / (1 << 20) as f64,
+            report.bytes as f64 / seconds / (1 << 20) as f64
+        ));
+    }
+    if limits.nocache {
+        said.push("--nocache: pages this run brought into the page cache were dropped".into());
+    }
+    let _ = writeln!(err, "{PROGRAM}: limits: {}", said.join("; "));
 }
 
 /// The lines of the old manifest an update did not meet, sorted into kept and dropped.
@@ -207,7 +340,14 @@ fn leftovers(
 ) -> Option<kept::Leftovers> {
     let (updater, update) = (updater?, hash.update.as_ref()?);
     let scope = roots.scope(&hash.walk);
-    Some(kept::leftovers(updater, met, &scope, update.prune, counts))
+    let cut = counts.time_up;
+    Some(kept::leftovers(
+        updater,
+        met,
+        &scope,
+        (update.prune, cut),
+        counts,
+    ))
 }
 
 /// Where `-o` or `--update` sends the manifest, if either is given.
@@ -226,11 +366,13 @@ fn commit(
     updater: Option<&Updater>,
     leftovers: Option<kept::Leftovers>,
     hash: &HashConfig,
+    wrapped_at: Option<u64>,
 ) -> anyhow::Result<()> {
     let (Some(updater), Some(leftovers), Some(update)) = (updater, leftovers, &hash.update) else {
         return atomic.commit();
     };
-    if leftovers.kept.is_empty() {
+    // Nothing to merge in, and the lines in walk order: they are the manifest.
+    if leftovers.kept.is_empty() && wrapped_at.is_none() {
         return atomic.commit();
     }
     let name = || update.manifest.display().to_string();
@@ -239,7 +381,7 @@ fn commit(
     let mut out = BufWriter::with_capacity(64 * 1024, merged.file());
     kept::merge(
         atomic.file(),
-        len,
+        NewLines { len, wrapped_at },
         &leftovers.kept,
         updater,
         update.lines.zero,
@@ -472,15 +614,18 @@ fn sink_name(hash: &HashConfig, sink: Option<Destination>) -> String {
 /// The pipeline itself: walk, hash, write in order.
 fn hash_all(
     engine: &Engine<'_>,
-    walk: Walk,
+    items: Box<dyn Iterator<Item = Item> + Send>,
     algorithm: Algorithms,
     updater: Option<&Arc<Updater>>,
     printer: &mut Printer,
 ) -> io::Result<Report> {
     let update = updater.map(|updater| {
         let shared = Arc::clone(updater);
-        let decide: Tagged<Outcome> =
-            Arc::new(move |tag, result| match shared.decide(tag, result) {
+        let decide: Tagged<Outcome> = Arc::new(move |tag, result| {
+            if matches!(result, Ok(Hashing::NotReached)) {
+                return Outcome::NotReached;
+            }
+            match shared.decide(tag, result) {
                 Ok(Some(updated)) => Outcome::Updated(updated),
                 Ok(None) if tag == UNLISTED => Outcome::Skipped(Skip::Excluded),
                 Ok(None) => Outcome::Dropped { entry: tag },
@@ -489,11 +634,13 @@ fn hash_all(
                     failure,
                     entry: tag,
                 },
-            });
+            }
+        });
         (updater, decide)
     });
-    let plan = |entry: Entry| match entry {
-        Entry::Hash(source) => match &update {
+    let plan = |item: Item| match item {
+        Item::Wrapped => Plan::Done(Outcome::Wrapped),
+        Item::Entry(Entry::Hash(source)) => match &update {
             Some((updater, decide)) => {
                 let (unless, tag) = updater.prepare(&source);
                 Plan::Hash {
@@ -513,20 +660,25 @@ fn hash_all(
                     Ok(Hashing::Skipped | Hashing::Unchanged { .. }) => {
                         Outcome::Skipped(Skip::Excluded)
                     }
+                    Ok(Hashing::NotReached) => Outcome::NotReached,
                     Err(failure) => Outcome::Failed(failure),
                 })),
             },
         },
-        Entry::Failed(failure) => Plan::Done(Outcome::Failed(failure)),
-        Entry::Skipped(skip) => Plan::Done(Outcome::Skipped(skip)),
-        Entry::Unfinished(path) => Plan::Done(Outcome::Unfinished(path)),
+        Item::Entry(Entry::Failed(failure)) => Plan::Done(Outcome::Failed(failure)),
+        Item::Entry(Entry::Skipped(skip)) => Plan::Done(Outcome::Skipped(skip)),
+        Item::Entry(Entry::Unfinished(path)) => Plan::Done(Outcome::Unfinished(path)),
     };
-    let printed = pool::run(engine, walk, plan, printer);
+    let printed = pool::run(engine, items, plan, printer);
     let mut report = std::mem::take(&mut printer.report);
     match printed.and_then(|completion| printer.flush().map(|()| completion)) {
         Ok(Completion::Finished) => {}
         Ok(Completion::Interrupted(signal)) => report.interrupted = Some(signal),
         Ok(Completion::NoThread(errno)) => return Err(pool::thread_error(errno)),
+        Ok(Completion::OutOfTime { abandoned }) => {
+            printer.counts.time_up = true;
+            printer.counts.abandoned = abandoned;
+        }
         // The reader of stdout went away (`| head`): stop quietly, like ripgrep, keeping the
         // status earned so far.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => report.output_closed = true,

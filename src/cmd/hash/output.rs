@@ -210,6 +210,24 @@ pub struct AtomicOutput {
     temp_name: Option<(OsString, TempName)>,
 }
 
+/// The directory and name of a target, open: see [`AtomicOutput::place`].
+pub struct Place {
+    dir: OwnedFd,
+    name: OsString,
+    shown: PathBuf,
+}
+
+impl Place {
+    /// A new temporary file for the target.
+    pub fn temp(&self) -> anyhow::Result<AtomicOutput> {
+        let dir = self
+            .dir
+            .try_clone()
+            .with_context(|| self.shown.display().to_string())?;
+        AtomicOutput::in_dir(dir, self.name.clone(), &self.shown)
+    }
+}
+
 /// How long a leftover temporary file must have been left unwritten before another run
 /// removes it: a live run locks its file a moment after it creates it, and writes to it as
 /// it goes, so a file that is both unlocked and this old is no live run's.
@@ -234,11 +252,26 @@ impl AtomicOutput {
 
     /// Another temporary file for the same target (an update merges into it).
     pub fn replacement(&self) -> anyhow::Result<AtomicOutput> {
+        self.place()?.temp()
+    }
+
+    /// Where the target is, to make more temporary files for it on another thread (an
+    /// update's checkpoints).
+    pub fn place(&self) -> anyhow::Result<Place> {
         let dir = self
             .dir
             .try_clone()
             .with_context(|| self.shown.display().to_string())?;
-        AtomicOutput::in_dir(dir, self.name.clone(), &self.shown)
+        Ok(Place {
+            dir,
+            name: self.name.clone(),
+            shown: self.shown.clone(),
+        })
+    }
+
+    /// The temporary file's identity.
+    pub fn id(&self) -> Option<FileId> {
+        FileId::of(&self.file).ok()
     }
 
     /// The temporary file for the target `name` in the open directory `dir`.
@@ -308,11 +341,17 @@ impl AtomicOutput {
 
     /// Makes the manifest durable, puts it in place in one rename, and syncs the directory;
     /// or, when the target already holds exactly these bytes, leaves it alone.
-    pub fn commit(mut self) -> anyhow::Result<()> {
-        let shown = self.shown.display().to_string();
+    pub fn commit(self) -> anyhow::Result<()> {
         if self.same_bytes().unwrap_or(false) {
             return Ok(());
         }
+        self.put_in_place()
+    }
+
+    /// Makes the manifest durable, puts it in place in one rename, and syncs the directory,
+    /// whatever the target holds (a checkpoint: comparing would read the whole manifest).
+    pub fn put_in_place(mut self) -> anyhow::Result<()> {
+        let shown = self.shown.display().to_string();
         self.file.sync_all().with_context(|| shown.clone())?;
         let temp = match self.temp_name.take() {
             Some((name, registered)) => (name, registered),

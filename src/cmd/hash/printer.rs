@@ -14,6 +14,8 @@ use crate::format::line::{format_line, path_bytes};
 use crate::progress::{Progress, ProgressStderr};
 use crate::report::{CORRUPT_MEANS, Failure, Report, write_message};
 
+use super::checkpoint::{Checkpoints, Snapshot};
+use super::kept::NewLines;
 use super::update::{Status, UpdateCounts, Updated, Updater};
 use super::{Destination, LineSink, Outcome};
 
@@ -41,13 +43,21 @@ pub(super) struct Printer<'a> {
     pub(super) line: Vec<u8>,
     /// The digest line a state line is bound to, reused (`--update`).
     pub(super) scratch: Vec<u8>,
+    /// The update's checkpoints (`--checkpoint`).
+    pub(super) checkpoints: Option<Checkpoints>,
+    /// Where the lines of the walk's second pass start in the new lines (`resume`).
+    pub(super) wrapped_at: Option<u64>,
+    /// The temporary file the new lines go to (`--update`), to say how long they are.
+    pub(super) temp: Option<std::fs::File>,
 }
 
 impl Sink<Outcome> for Printer<'_> {
     type Error = io::Error;
 
     fn put(&mut self, outcome: Outcome) -> io::Result<()> {
-        self.print(outcome)
+        self.print(outcome)?;
+        self.checkpoint();
+        Ok(())
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -76,6 +86,9 @@ impl<'a> Printer<'a> {
             updater,
             line: Vec::with_capacity(512),
             scratch: Vec::with_capacity(512),
+            checkpoints: None,
+            wrapped_at: None,
+            temp: None,
         }
     }
 
@@ -95,11 +108,60 @@ impl<'a> Printer<'a> {
                 write_message(&mut self.err, &path, &why);
                 self.report.excluded += 1;
             }
+            // Its old line stays, unmet; a new file waits for the next run.
+            Outcome::NotReached => {}
+            Outcome::Wrapped => self.wrapped_at = Some(self.lines_written()?),
             Outcome::Skipped(Skip::Symlink) => self.report.skipped_symlinks += 1,
             Outcome::Skipped(Skip::Special) => self.report.skipped_special += 1,
             Outcome::Skipped(Skip::Excluded) => self.report.excluded += 1,
         }
         Ok(())
+    }
+
+    /// Flushes the new lines, and says how many bytes of them the temporary file holds.
+    fn lines_written(&mut self) -> io::Result<u64> {
+        self.flush()?;
+        match &self.temp {
+            Some(temp) => Ok(temp.metadata()?.len()),
+            None => Ok(0),
+        }
+    }
+
+    /// Starts a checkpoint if one is due; says so if the last one failed.
+    fn checkpoint(&mut self) {
+        let Some(mut checkpoints) = self.checkpoints.take() else {
+            return;
+        };
+        let ticked = checkpoints.tick(|| {
+            let len = self.lines_written()?;
+            Ok(Snapshot {
+                lines: NewLines {
+                    len,
+                    wrapped_at: self.wrapped_at,
+                },
+                met: self.met.clone(),
+            })
+        });
+        if let Err(e) = ticked {
+            self.checkpoint_failed(&checkpoints, &e);
+        }
+        self.checkpoints = Some(checkpoints);
+    }
+
+    /// Waits for the checkpoint being written, if one is.
+    pub(super) fn finish_checkpoints(&mut self) {
+        if let Some(mut checkpoints) = self.checkpoints.take() {
+            if let Err(e) = checkpoints.finish() {
+                self.checkpoint_failed(&checkpoints, &e);
+            }
+            self.counts.checkpoints = checkpoints.written;
+        }
+    }
+
+    fn checkpoint_failed(&mut self, checkpoints: &Checkpoints, e: &anyhow::Error) {
+        let _ = self.flush();
+        let why = format!("checkpoint not written ({e:#}); the run goes on");
+        write_message(&mut self.err, &checkpoints.manifest, &why);
     }
 
     fn print_failure(&mut self, failure: &Failure) -> io::Result<()> {

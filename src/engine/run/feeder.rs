@@ -19,10 +19,12 @@
 //! (`policy::scout_wanted`).
 
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use rustix::fs::FileType;
 
 use crate::engine::policy::{self, WHOLE_MAX};
+use crate::engine::read::Hashing;
 use crate::engine::run::Plan;
 use crate::engine::run::state::{Request, Requests, Shared, lock};
 use crate::engine::source::Source;
@@ -86,6 +88,16 @@ impl<T, I: Iterator<Item = T>, P> Feeder<I, P> {
     where
         P: Fn(T) -> Plan<R>,
     {
+        // The time box is looked at first: a run whose every item was fed early still has
+        // queued requests the readers have not started, and they must come back unread.
+        if !shared.cut.load(Ordering::Acquire)
+            && shared
+                .limits
+                .deadline
+                .is_some_and(|deadline| Instant::now() >= deadline.at)
+        {
+            return self.cut(shared);
+        }
         if self.done {
             return Fed::Done;
         }
@@ -135,6 +147,33 @@ impl<T, I: Iterator<Item = T>, P> Feeder<I, P> {
             return Fed::Cancelled;
         }
         Fed::Some(pulled)
+    }
+
+    /// The time is up: nothing more is fed, and what is queued comes back unread
+    /// ([`Hashing::NotReached`]); readers start nothing more either.
+    fn cut<R: Send + 'static>(&mut self, shared: &Shared<R>) -> Fed {
+        shared.cut.store(true, Ordering::Release);
+        if !queue(shared, &mut self.gathered, self.seq) {
+            return Fed::Cancelled;
+        }
+        let unread: Vec<Request> = {
+            let mut requests = shared.requests();
+            requests.promoted = 0;
+            requests.feeding_done = true;
+            let unread = requests.queue.drain(..).collect();
+            shared.queued.store(0, Ordering::Relaxed);
+            unread
+        };
+        shared.requests_cv.notify_all();
+        shared.extras_cv.notify_all();
+        shared.finish_many(
+            unread
+                .into_iter()
+                .map(|request| (request.seq, Ok(Hashing::NotReached)))
+                .collect(),
+        );
+        self.done = true;
+        Fed::Done
     }
 
     /// Whether the input is at its end.

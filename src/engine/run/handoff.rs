@@ -189,6 +189,13 @@ impl<R> Reorder<R> {
             None
         }
     }
+
+    /// Gives up waiting for the next result: it, if it came, and the sequence number moves
+    /// on either way.
+    pub(crate) fn pop_given_up(&mut self) -> Option<R> {
+        self.next += 1;
+        self.slots.pop_front().flatten()
+    }
 }
 
 #[cfg(test)]
@@ -216,6 +223,11 @@ mod tests {
         assert_eq!(reorder.pop_ready(), Some(60));
         assert_eq!(reorder.pop_ready(), None);
         assert_eq!(reorder.first_missing_from(0), 7);
+        // Given up on 7: 8 comes next.
+        reorder.insert(8, 80);
+        assert_eq!(reorder.pop_given_up(), None);
+        assert_eq!(reorder.pop_given_up(), Some(80));
+        assert_eq!(reorder.next(), 9);
     }
 
     #[test]

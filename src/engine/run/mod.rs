@@ -30,6 +30,9 @@
 mod buffers;
 mod feeder;
 mod handoff;
+mod limits;
+
+pub use limits::{Deadline, Limits};
 mod reader;
 mod state;
 mod supervisor;
@@ -37,6 +40,7 @@ mod worker;
 
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::Instant;
 
 use rayon::ThreadPool;
 
@@ -44,7 +48,7 @@ use crate::digest::Algorithms;
 use crate::engine::calibrate;
 use crate::engine::policy::{self, IoPolicy, Slowness};
 use crate::engine::read::Hashing;
-use crate::engine::source::{FileId, Source};
+use crate::engine::source::{OwnFiles, Source};
 use crate::engine::storage::{Disk, Storage};
 use crate::format::state::FileState;
 use crate::report::Failure;
@@ -166,6 +170,13 @@ pub enum Completion {
     /// A thread the run needed could not be started (the `errno` of the failure): the run
     /// stopped, and its results are incomplete. A fatal error ([`thread_error`]).
     NoThread(i32),
+    /// The time box ended the run ([`Deadline`]): items not started by then came back as
+    /// [`Hashing::NotReached`]; `abandoned` items still in flight after the grace were given
+    /// up, and no result of theirs was handed to the sink.
+    OutOfTime {
+        /// Items given up after the grace.
+        abandoned: u64,
+    },
 }
 
 /// Why a thread could not be started, as an error to end the run with.
@@ -205,21 +216,29 @@ pub struct Engine<'a> {
     /// How many readers, in which order, and when a file has stalled.
     pub io: IoPolicy,
     /// Files never to hash, whatever they are called (the manifest being written).
-    pub skip: Vec<FileId>,
+    pub skip: Arc<OwnFiles>,
+    /// A read rate, the page cache, a time box.
+    pub limits: Limits,
     /// Where the bytes come from.
     pub(crate) storage: Arc<dyn Storage>,
 }
 
 impl<'a> Engine<'a> {
-    /// An engine over the file system.
-    pub fn new(pool: &'a ThreadPool, tuning: Tuning, io: IoPolicy, skip: Vec<FileId>) -> Self {
+    /// An engine over the file system, with no limits.
+    pub fn new(pool: &'a ThreadPool, tuning: Tuning, io: IoPolicy, skip: Arc<OwnFiles>) -> Self {
         Engine {
             pool,
             tuning,
             io,
             skip,
+            limits: Limits::default(),
             storage: Arc::new(Disk),
         }
+    }
+
+    /// The engine, held to `limits`.
+    pub fn with_limits(self, limits: Limits) -> Self {
+        Engine { limits, ..self }
     }
 }
 
@@ -281,6 +300,42 @@ where
     result
 }
 
+/// How a run whose every item was handed to the sink ended: finished, or cut by its time
+/// box.
+fn complete<R>(shared: &Shared<R>) -> Completion {
+    if shared.cut.load(Ordering::Acquire) {
+        Completion::OutOfTime { abandoned: 0 }
+    } else {
+        Completion::Finished
+    }
+}
+
+/// Gives up the items still in flight when the time box's grace is over; what came in
+/// behind them, up to `fed`, is handed on.
+fn give_up<R, S: Sink<R>>(
+    pending: &mut Reorder<R>,
+    fed: u64,
+    sink: &mut S,
+) -> Result<Completion, S::Error> {
+    let mut abandoned = 0;
+    while pending.next() < fed {
+        match pending.pop_given_up() {
+            Some(result) => sink.put(result)?,
+            None => abandoned += 1,
+        }
+    }
+    Ok(Completion::OutOfTime { abandoned })
+}
+
+/// Whether the time box's grace is over, with items still in flight.
+fn past_grace<R>(shared: &Shared<R>) -> bool {
+    shared.cut.load(Ordering::Acquire)
+        && shared
+            .limits
+            .deadline
+            .is_some_and(|d| Instant::now() >= d.at + d.grace)
+}
+
 /// The cores of this machine, asked once: the standard library reads the cgroup's CPU quota
 /// from /proc and /sys at every call (nine system calls).
 fn available_cores() -> usize {
@@ -298,7 +353,13 @@ fn end<R, E>(shared: &Shared<R>, result: &Result<Completion, E>) {
     drop(requests);
     shared.requests_cv.notify_all();
     shared.extras_cv.notify_all();
-    if matches!(result, Ok(Completion::Interrupted(_))) {
+    if let Some(pace) = &shared.pace {
+        pace.end();
+    }
+    if matches!(
+        result,
+        Ok(Completion::Interrupted(_) | Completion::OutOfTime { .. })
+    ) {
         supervisor::interrupt_readers(shared);
     }
 }
@@ -332,7 +393,13 @@ fn new_shared<R>(
         budget: Arc::new(Budget::new(WHOLE_BUDGET)),
         counters: Counters::default(),
         storage: Arc::clone(&engine.storage),
-        skip: engine.skip.clone(),
+        skip: Arc::clone(&engine.skip),
+        limits: engine.limits,
+        pace: engine
+            .limits
+            .bwlimit
+            .map(|rate| Arc::new(limits::Pace::new(rate))),
+        cut: AtomicBool::new(false),
         tuning: engine.tuning,
         io: engine.io.clone(),
         core_readers: core,
@@ -371,7 +438,7 @@ where
         let fed = match feeder.feed(shared, printed) {
             feeder::Fed::Cancelled => return Ok(Completion::Finished),
             feeder::Fed::Some(n) => n,
-            feeder::Fed::Done if printed == feeder.seq => return Ok(Completion::Finished),
+            feeder::Fed::Done if printed == feeder.seq => return Ok(complete(shared)),
             feeder::Fed::Done => 0,
         };
         // Items were fed: look at what came and feed on; else wait for results (or scout).
@@ -400,7 +467,10 @@ where
         }
         shared.printed.store(printed, Ordering::Release);
         if matches!(feeder.feed_state(), feeder::Fed::Done) && printed == feeder.seq {
-            return Ok(Completion::Finished);
+            return Ok(complete(shared));
+        }
+        if past_grace(shared) {
+            return give_up(&mut pending, feeder.seq, sink);
         }
         // Nothing arrived for a while: a slow file holds the output. What is printed must
         // reach a pipe or a file now, not when the buffer fills.

@@ -45,8 +45,9 @@ use crate::engine::policy::{IoPolicy, Slowness};
 use crate::engine::read::Hashing;
 use crate::engine::run::buffers::{Budget, Buffer, PageBuf};
 use crate::engine::run::handoff::Results;
+use crate::engine::run::limits::{Limits, Pace};
 use crate::engine::run::{Then, Tuning};
-use crate::engine::source::{FileId, Source};
+use crate::engine::source::{OwnFiles, Source};
 use crate::engine::storage::{Handle, Storage};
 use crate::format::state::FileState;
 use crate::report::{Failure, Reason};
@@ -318,7 +319,12 @@ pub(crate) struct Shared<R> {
     pub budget: Arc<Budget>,
     pub counters: Counters,
     pub storage: Arc<dyn Storage>,
-    pub skip: Vec<FileId>,
+    pub skip: Arc<OwnFiles>,
+    pub limits: Limits,
+    /// The run's read rate (`--bwlimit`).
+    pub pace: Option<Arc<Pace>>,
+    /// The time is up: no item is started any more (`--max-duration`).
+    pub cut: AtomicBool,
     pub tuning: Tuning,
     pub io: IoPolicy,
     /// Readers that always take requests; the others are extras.

@@ -223,7 +223,7 @@ proptest! {
         let class = if network { DeviceClass::Network("NFS") } else { DeviceClass::Flash("vda".into()) };
         let io = policy::policy(&class, Some(readers), None);
         let tuning = Tuning { batch_size, window, lanes };
-        let mut engine = Engine::new(&pool, tuning, io, Vec::new());
+        let mut engine = Engine::new(&pool, tuning, io, Default::default());
         let fake = Arc::new(fake);
         engine.storage = Arc::clone(&fake) as Arc<dyn Storage>;
         let plan = |item: Item| match item {

@@ -72,9 +72,19 @@ struct Lane {
     total: u64,
     /// Where the next window of a mapped file starts.
     next: u64,
+    /// Where the window it has now starts.
+    window_at: u64,
     /// No more bytes: the status after the last.
     ended: Option<Box<Stat>>,
     failed: Option<Reason>,
+}
+
+impl Drop for Lane {
+    /// Its last piece is done with too, however the file ended.
+    fn drop(&mut self) {
+        let piece = std::mem::replace(&mut self.piece, Piece::None);
+        self.done_with(piece, self.window_at);
+    }
 }
 
 impl Lane {
@@ -88,6 +98,7 @@ impl Lane {
             carry: Vec::new(),
             total: 0,
             next: 0,
+            window_at: 0,
             ended: None,
             failed: None,
         }
@@ -134,10 +145,9 @@ impl Lane {
                     self.failed = Some(reason);
                     return true;
                 }
+                let old_at = self.window_at;
                 let old = std::mem::replace(&mut self.piece, piece);
-                if let (Piece::Chunk(old), Feed::Chunks { spent, .. }) = (old, &self.stream.feed) {
-                    let _ = spent.send(old);
-                }
+                self.done_with(old, old_at);
                 self.pos = 0;
                 if let Err(reason) = self.absorb_carry() {
                     self.failed = Some(reason);
@@ -152,6 +162,22 @@ impl Lane {
                 self.failed = Some(reason);
                 true
             }
+        }
+    }
+
+    /// Gives back a piece it hashed: a chunk to its reader, to fill again; a window's pages
+    /// to the storage (where `--nocache` drops them).
+    fn done_with(&self, piece: Piece, window_at: u64) {
+        match (piece, &self.stream.feed) {
+            (Piece::Chunk(chunk), Feed::Chunks { spent, .. }) => {
+                let _ = spent.send(chunk);
+            }
+            (Piece::Window(window), Feed::Mapped { handle, .. }) => {
+                let len = window.len() as u64;
+                drop(window);
+                handle.done_with(window_at, len);
+            }
+            _ => {}
         }
     }
 
@@ -170,9 +196,12 @@ impl Lane {
         // Its reader keeps the kernel reading ahead of this.
         self.stream.flags.mapped.store(self.next, Ordering::Release);
         let _ = mapped.try_send(());
+        // Before anything touches it (`--nocache` learns here what was cached before).
+        handle.will_touch(offset, len as u64);
         if let Some(file) = handle.mappable()
             && let Some(window) = Window::map(file, offset, len)?
         {
+            self.window_at = offset;
             return Ok(Fetched::Piece(Piece::Window(window)));
         }
         // Every guard slot of the process taken: read this window instead.
@@ -228,20 +257,23 @@ impl Lane {
     }
 
     /// The outcome once done.
-    fn finish(self) -> (u64, Result<Hashing, Failure>) {
+    fn finish(mut self) -> (u64, Result<Hashing, Failure>) {
         let seq = self.stream.seq;
         let name = self.stream.name.clone();
         let tail = self.tail();
         let failed = self
             .failed
+            .take()
             .or_else(|| tail.as_ref().err().map(clone_reason));
         if let Some(reason) = failed {
             return (seq, Err(Failure::new(name, reason)));
         }
-        let mut last = self.carry;
+        let mut last = std::mem::take(&mut self.carry);
         last.extend_from_slice(&tail.unwrap_or_default());
         let bytes = self.total + last.len() as u64;
-        let digest: Digests = self.hash.finish(&last, bytes);
+        // (Replaced by a fresh one: a lane gives its last piece back when dropped.)
+        let fresh = LaneHash::new(self.stream.algorithm, false);
+        let digest: Digests = std::mem::replace(&mut self.hash, fresh).finish(&last, bytes);
         let before = &self.stream.before;
         // Fewer bytes than its size: it shrank while being read; a status that moved: it was
         // written meanwhile.

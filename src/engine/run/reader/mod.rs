@@ -36,17 +36,21 @@ use std::time::Instant;
 use rustix::fs::{FileType, Stat};
 
 use crate::digest::{Algorithms, Hasher};
-use crate::engine::lanes;
 use crate::engine::policy::{self, FileKind};
 use crate::engine::read::{Hashed, Hashing, changed, hash_reader, regular_state};
-use crate::engine::run::buffers::{PageBuf, Spares, WHOLE_BUDGET};
-use crate::engine::run::state::{Busy, Desk, Request, Shared, StreamFlags, Whole, lock};
+use crate::engine::run::buffers::{PageBuf, Spares};
+use crate::engine::run::limits::{self, PacedRead};
+use crate::engine::run::state::{Busy, Desk, Request, Shared, StreamFlags, lock};
 use crate::engine::source::{FileId, Source};
 use crate::engine::storage::Handle;
 
-mod stream;
 use crate::report::{Failure, Reason};
 use crate::signals;
+
+mod stream;
+mod whole;
+
+pub(crate) use whole::hash_wholes;
 
 /// Results a reader holds before it posts them (it also posts when it runs out of work,
 /// and at once while reads wait on storage). Each post takes the results' lock, which the
@@ -249,6 +253,11 @@ impl<'a, R: Send + 'static> Reader<'a, R> {
             unless,
             ..
         } = request;
+        // The time is up (`--max-duration`): nothing more is started.
+        if self.shared.cut.load(Ordering::Acquire) {
+            self.done(seq, Ok(Hashing::NotReached));
+            return true;
+        }
         if let Some(recorded) = unless {
             let stat = self.in_storage(seq, &source, || self.shared.storage.stat(&source));
             if stat.as_ref().ok().and_then(regular_state) == Some(recorded) {
@@ -268,30 +277,17 @@ impl<'a, R: Send + 'static> Reader<'a, R> {
             self.flush();
         }
         if matches!(source, Source::Stdin) {
-            let hashed = self.hash_sequential(&mut stdio::stdin().lock(), algorithm);
+            let stdin = stdio::stdin().lock();
+            let hashed = match self.shared.pace.clone() {
+                Some(pace) => self.hash_sequential(&mut PacedRead(stdin, &pace, seq), algorithm),
+                None => self.hash_sequential(&mut { stdin }, algorithm),
+            };
             self.done(seq, outcome(source, hashed));
             return true;
         }
-        let opened = self.in_storage(seq, &source, || -> stdio::Result<_> {
-            let handle = self.shared.storage.open(&source)?;
-            let stat = handle.stat()?;
-            Ok((handle, stat))
-        });
-        let (handle, before) = match opened {
-            Ok(opened) => opened,
-            Err(e) => {
-                self.done(seq, outcome(source, Err(e.into())));
-                return self.out_of_storage();
-            }
-        };
-        let id = FileId {
-            dev: before.st_dev,
-            ino: before.st_ino,
-        };
-        if self.shared.skip.contains(&id) {
-            self.done(seq, Ok(Hashing::Skipped));
+        let Some((source, handle, before)) = self.open(seq, source) else {
             return self.out_of_storage();
-        }
+        };
         let regular = FileType::from_raw_mode(before.st_mode) == FileType::RegularFile;
         let size = before.st_size as u64;
         if regular {
@@ -315,6 +311,37 @@ impl<'a, R: Send + 'static> Reader<'a, R> {
             FileKind::Large => return self.stream(file, handle, before),
         }
         self.out_of_storage()
+    }
+
+    /// Opens `source` under the run's limits and takes its status; `None` once the item is
+    /// finished: the open failed, or the file is one of the run's own.
+    fn open(&mut self, seq: u64, source: Source) -> Option<(Source, Box<dyn Handle>, Stat)> {
+        let opened = self.in_storage(seq, &source, || -> stdio::Result<_> {
+            let handle = self.shared.storage.open(&source)?;
+            let stat = handle.stat()?;
+            Ok((handle, stat))
+        });
+        let (handle, before) = match opened {
+            Ok(opened) => opened,
+            Err(e) => {
+                self.done(seq, outcome(source, Err(e.into())));
+                return None;
+            }
+        };
+        let id = FileId {
+            dev: before.st_dev,
+            ino: before.st_ino,
+        };
+        if self.shared.skip.contains(&id) {
+            self.done(seq, Ok(Hashing::Skipped));
+            return None;
+        }
+        let (pace, nocache) = (self.shared.pace.as_ref(), self.shared.limits.nocache);
+        Some((
+            source,
+            limits::wrap(handle, &before, pace, nocache, seq),
+            before,
+        ))
     }
 
     /// Runs `call`, a call to storage for item `seq`, marked busy for the stall watchdog.
@@ -371,23 +398,6 @@ impl<'a, R: Send + 'static> Reader<'a, R> {
         self.spare_held = held;
     }
 
-    /// Hashes the files it read whole, in lanes.
-    fn hash_wholes(&mut self) {
-        let wholes = std::mem::take(&mut lock(&self.desk).wholes);
-        if wholes.is_empty() {
-            return;
-        }
-        let results = hash_wholes(wholes, self.shared.lanes, &mut self.spares);
-        let full = {
-            let mut desk = lock(&self.desk);
-            desk.held.extend(results);
-            desk.held.len() >= HELD_MAX
-        };
-        if full || self.immediate {
-            self.post_held();
-        }
-    }
-
     /// Finishes what it holds: before a read that may wait for long.
     fn flush(&mut self) {
         self.hash_wholes();
@@ -399,7 +409,10 @@ impl<'a, R: Send + 'static> Reader<'a, R> {
     fn first_read(&self, handle: &dyn Handle, buf: &mut [u8]) -> stdio::Result<usize> {
         let counters = &self.shared.counters;
         let hits = self.hits.get();
-        if !counters.nowait_unsupported.load(Ordering::Relaxed) && policy::probe(hits) {
+        // `--nocache` asks every time: a read that does not wait tells which pages were
+        // cached before, for nothing.
+        let ask = self.shared.limits.nocache || policy::probe(hits);
+        if !counters.nowait_unsupported.load(Ordering::Relaxed) && ask {
             match handle.read_at_nowait(buf, 0) {
                 Ok(n) => {
                     self.hits.set(hits.saturating_add(1));
@@ -513,70 +526,6 @@ impl<'a, R: Send + 'static> Reader<'a, R> {
         }))
     }
 
-    /// Reads a regular file whole into a buffer of the budget, for this reader's lanes.
-    fn read_whole(
-        &mut self,
-        (seq, source, algorithm): (u64, Source, Algorithms),
-        handle: &dyn Handle,
-        before: &Stat,
-    ) {
-        let size = before.st_size as usize;
-        if size as u64 >= ADVISE_MIN {
-            // Let the storage start on it now: the wait for room in the budget can overlap.
-            handle.will_need(0, size as u64);
-        }
-        let budget = Arc::clone(&self.shared.budget);
-        let needed = Spares::size_for(size).min(WHOLE_BUDGET);
-        // No room: the files this reader holds for its lanes are hashed first, which gives
-        // their room back (every reader waiting with full hands would wait forever).
-        let room = match budget.try_room(needed) {
-            Some(room) => room,
-            None => {
-                self.flush();
-                match budget.room(needed) {
-                    Some(room) => room,
-                    // The run was cancelled.
-                    None => return,
-                }
-            }
-        };
-        let mut data = self.spares.take(size, room);
-        let read = fill(data.fill(), |buf, done| {
-            if done == 0 {
-                self.first_read(handle, buf)
-            } else {
-                handle.read_at(buf, done as u64)
-            }
-        })
-        .and_then(|()| {
-            // Read as far as the size it had: no read is needed to see its end. If it grew
-            // meanwhile, the status says so.
-            if changed(before, &handle.stat()?) {
-                return Err(Reason::Changed);
-            }
-            Ok(())
-        });
-        if let Err(reason) = read {
-            self.done(seq, outcome(source, Err(reason)));
-            return;
-        }
-        let whole = Whole {
-            seq,
-            name: source.into_name(),
-            algorithm,
-            data,
-            state: regular_state(before),
-        };
-        let lanes = {
-            let mut desk = lock(&self.desk);
-            desk.wholes.push(whole);
-            desk.wholes.len()
-        };
-        if lanes >= self.shared.lanes {
-            self.hash_wholes();
-        }
-    }
-
     /// Puts the requests it took and has not started back at the front of the queue, for
     /// the other readers.
     fn give_back_taken(&self) {
@@ -604,47 +553,6 @@ impl Read for HandleReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> stdio::Result<usize> {
         self.0.read(buf)
     }
-}
-
-/// Hashes files read whole, in lanes of `lanes` (1: one at a time), and gives their buffers
-/// back to `spares`. Also used by the calling thread for what it rescues.
-pub(crate) fn hash_wholes(
-    wholes: Vec<Whole>,
-    lanes: usize,
-    spares: &mut Spares,
-) -> Vec<(u64, Result<Hashing, Failure>)> {
-    let mut results = Vec::with_capacity(wholes.len());
-    let mut digests = Vec::with_capacity(crate::engine::multibuf::MAX_LANES);
-    let mut rest = wholes.into_iter().peekable();
-    let width = lanes.clamp(1, crate::engine::multibuf::MAX_LANES);
-    while let Some(first) = rest.next() {
-        // A batch of files of one algorithm (a run has one, but for stragglers of another).
-        let algorithm = first.algorithm;
-        let mut batch = vec![first];
-        while batch.len() < width
-            && let Some(next) = rest.next_if(|w| w.algorithm == algorithm)
-        {
-            batch.push(next);
-        }
-        let mut data: [&[u8]; crate::engine::multibuf::MAX_LANES] =
-            [&[]; crate::engine::multibuf::MAX_LANES];
-        for (slot, whole) in data.iter_mut().zip(&batch) {
-            *slot = whole.data.bytes();
-        }
-        digests.clear();
-        lanes::hash_all(algorithm, width > 1, &data[..batch.len()], &mut digests);
-        for (whole, digest) in batch.into_iter().zip(digests.drain(..)) {
-            let hashed = Hashed {
-                name: whole.name,
-                digest,
-                bytes: whole.data.bytes().len() as u64,
-                state: whole.state,
-            };
-            results.push((whole.seq, Ok(Hashing::Hashed(hashed))));
-            whole.data.recycle(spares);
-        }
-    }
-    results
 }
 
 /// The result of hashing `source`, named as it is printed.
