@@ -36,7 +36,7 @@ fn main() -> ExitCode {
     // keeps freed buffers of a megabyte in its per-thread arenas: with tens of readers on a
     // cold disk, tens of megabytes of memory holding nothing (121 MiB peak on 2,000 files of
     // 1 MiB). A fixed threshold gives every buffer of 256 KiB or more back when it is freed;
-    // sumpool keeps its own few spares (engine::shared).
+    // sumpool keeps its own few spares (engine/run/buffers.rs).
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets an allocator parameter; called before any other thread runs.
     unsafe {

@@ -1,10 +1,10 @@
 //! Failures, the run's tally, the summary line and the exit codes.
 //!
 //! A per-file problem becomes a [`Failure`] value at exactly one place (the walk for entries it
-//! cannot read, `engine::read` and `lanes` for files they cannot hash) and travels to the single
-//! thread that prints, which records it here with [`Report::fail`]. That is the only way to write a
-//! failure message, and it also counts it, so a failure cannot be shown without turning the exit
-//! code non-zero.
+//! cannot read, the readers and workers of `engine::run` for files they cannot read or hash)
+//! and travels to the single thread that prints, which records it here with [`Report::fail`].
+//! That is the only way to write a failure message, and it also counts it, so a failure cannot
+//! be shown without turning the exit code non-zero.
 //!
 //! Exit codes live here and nowhere else (as fd keeps them in `exit_codes.rs`).
 

@@ -8,8 +8,8 @@
 //! (at most [`STEP_BLOCKS`] a lane), and what each other lane has, one lane at a time. The
 //! caller keeps the bytes and moves each lane's position by what [`step`] says it took.
 //!
-//! Readers run it over the files they read whole; workers over the chunks of large files
-//! (`run::reader`, `run::worker`). Whether SHA-256 interleaves at all on this CPU is decided
+//! Readers run it over the files they read whole; workers over the mapped windows and the
+//! chunks of large files (`run::reader`, `run::worker`). Whether SHA-256 interleaves at all on this CPU is decided
 //! once per process by measuring it ([`crate::engine::calibrate`]).
 
 use crate::digest::{Algorithms, Digests, Hasher};

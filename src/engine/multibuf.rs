@@ -11,7 +11,7 @@
 //! vectors of all lanes no longer fit the 16 registers the SHA instructions can use.
 //!
 //! This module only owns the arithmetic: [`compress`] runs the compression function over the
-//! same number of 64-byte blocks of up to [`MAX_LANES`] messages, and [`finish`] pads a
+//! same number of 64-byte blocks of up to [`MAX_LANES`] messages, and `finish` pads a
 //! message's last bytes and returns its digest. Which files are hashed together, and where
 //! their bytes come from, is `lanes`'s business.
 //!
@@ -39,17 +39,11 @@ pub const INITIAL_STATE: [u32; 8] = [
     0x5be0_cd19,
 ];
 
-/// How many files a worker keeps in flight: [`MAX_LANES`] where the CPU's SHA extensions make
-/// interleaving pay, else 1 (one file at a time, through sha2).
-pub fn default_lanes() -> usize {
-    if accelerated() { MAX_LANES } else { 1 }
-}
-
 /// Bytes in one block of SHA-256.
 pub const BLOCK_LEN: usize = 64;
 
 /// Whether this CPU can run several lanes faster than one at a time.
-pub fn accelerated() -> bool {
+pub(crate) fn accelerated() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         static DETECTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
@@ -108,7 +102,7 @@ fn compress_on(interleave: bool, states: &mut [[u32; 8]], data: &[&[u8]], blocks
 /// Finishes a message: `state` has absorbed every whole block before `tail`, `tail` holds the
 /// last bytes (fewer than a block), and `total` is the length of the whole message in bytes.
 /// Returns the digest.
-pub fn finish(mut state: [u32; 8], total: u64, tail: &[u8]) -> [u8; 32] {
+pub(crate) fn finish(mut state: [u32; 8], total: u64, tail: &[u8]) -> [u8; 32] {
     assert!(tail.len() < BLOCK_LEN);
     // Padding: a 1 bit, zeros, then the length in bits as a big-endian u64, so that the
     // padded message ends on a block boundary (one more block if the length does not fit).

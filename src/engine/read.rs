@@ -1,6 +1,6 @@
 //! The outcome of hashing a source, and the checks that decide it: what every command gets
 //! back from the engine ([`Hashing`]), the "changed while being read" comparison of two
-//! statuses ([`changed`]), and [`hash_reader`], which hashes any reader in blocks (standard
+//! statuses (`changed`), and [`hash_reader`], which hashes any reader in blocks (standard
 //! input and FIFOs through the readers, benchmarks and tests). Pure functions and data: the
 //! threads that call them are the readers and workers of `run`.
 
@@ -45,8 +45,8 @@ pub struct Hashed {
 pub enum Hashing {
     /// It was read and hashed.
     Hashed(Hashed),
-    /// It was not read: its stat was the one the caller recorded for it (see
-    /// [`Plan::Hash`](super::run::Plan)).
+    /// It was not read: its stat was the one the caller recorded for it (the `unless` of
+    /// the run's `Plan::Hash`).
     Unchanged {
         /// The name to print.
         name: PathBuf,
@@ -98,13 +98,13 @@ fn feed(
 
 /// The state of a regular file from its stat; `None` for anything else (a FIFO, a device),
 /// whose stat says nothing of its bytes.
-pub fn regular_state(stat: &Stat) -> Option<FileState> {
+pub(crate) fn regular_state(stat: &Stat) -> Option<FileState> {
     (FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile).then(|| file_state(stat))
 }
 
 /// Whether a file's status after it was read says it changed since `before`: its size, or
 /// its modification time to the nanosecond.
-pub fn changed(before: &Stat, after: &Stat) -> bool {
+pub(crate) fn changed(before: &Stat, after: &Stat) -> bool {
     (before.st_size, before.st_mtime, before.st_mtime_nsec)
         != (after.st_size, after.st_mtime, after.st_mtime_nsec)
 }

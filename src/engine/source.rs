@@ -136,7 +136,7 @@ static OPEN_DIR_HANDLES: AtomicUsize = AtomicUsize::new(0);
 
 /// Sets the most directory handles open at once (the device policy's share of the
 /// descriptors the process may open).
-pub fn limit_dir_handles(most: usize) {
+pub(crate) fn limit_dir_handles(most: usize) {
     MAX_DIR_HANDLES.store(most, Ordering::Relaxed);
 }
 
@@ -177,7 +177,7 @@ impl AsFd for DirHandle {
 }
 
 /// What a stat says of a file, as far as telling whether its bytes may have changed.
-pub fn file_state(stat: &Stat) -> FileState {
+pub(crate) fn file_state(stat: &Stat) -> FileState {
     FileState {
         size: stat.st_size as u64,
         mtime: Time {

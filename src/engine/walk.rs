@@ -9,10 +9,10 @@
 //!
 //! The walk decides what is *not* hashed: symlinks met inside a walk (unless `--follow`),
 //! FIFOs, sockets and devices met inside a walk (never opened: opening a FIFO can block
-//! forever) and entries matching `--exclude` become [`Entry::Skipped`]; entries it cannot stat
-//! or list become [`Entry::Failed`]. Both are values in the stream, in walk order, never
+//! forever) and entries matching `--exclude` become `Entry::Skipped`; entries it cannot stat
+//! or list become `Entry::Failed`. Both are values in the stream, in walk order, never
 //! errors that stop it. `--max-depth` and `--one-file-system` bound how far it goes. Reading
-//! file contents is left to `read` and `lanes`.
+//! file contents is left to the reader threads of `run`.
 
 use std::ffi::OsStr;
 use std::fs;
@@ -36,7 +36,7 @@ pub const TEMP_SUFFIX: &str = ".tmp";
 
 /// Whether `name` (a base name) is one of sumpool's temporary file names: the prefix, six
 /// letters or digits, the suffix.
-pub fn is_temp_name(name: &[u8]) -> bool {
+pub(crate) fn is_temp_name(name: &[u8]) -> bool {
     let Some(rest) = name.strip_prefix(TEMP_PREFIX.as_bytes()) else {
         return false;
     };
@@ -48,7 +48,7 @@ pub fn is_temp_name(name: &[u8]) -> bool {
 
 /// Why an entry met during a walk was not hashed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Skip {
+pub(crate) enum Skip {
     /// A symlink, not followed without `--follow`.
     Symlink,
     /// A FIFO, socket or device file, never opened during a walk.
@@ -60,7 +60,7 @@ pub enum Skip {
 
 /// One item of the walk, in output order.
 #[derive(Debug)]
-pub enum Entry {
+pub(crate) enum Entry {
     /// Something to hash.
     Hash(Source),
     /// Something that could not be reached.
@@ -156,7 +156,7 @@ impl Exclude {
 /// `--max-depth`, and in its shard. `audit` reports only the manifest lines in the scope as
 /// missing, and `hash --update` keeps the lines outside it as they were.
 #[derive(Debug, Clone)]
-pub struct Scope {
+pub(crate) struct Scope {
     roots: Vec<Vec<u8>>,
     exclude: Option<Arc<Exclude>>,
     max_depth: Option<usize>,
@@ -237,7 +237,7 @@ impl Scope {
 }
 
 /// One input of a run: a path, or a failure met while reading the list of inputs.
-pub type Input = Result<PathBuf, Failure>;
+pub(crate) type Input = Result<PathBuf, Failure>;
 
 /// Longest path, in bytes with its terminating NUL, that the kernel opens by name.
 const PATH_MAX: usize = libc::PATH_MAX as usize;
@@ -252,7 +252,7 @@ struct OpenDir {
 /// The stream of entries for a stream of inputs. Holds one walkdir iterator at a time, so
 /// memory is bounded by the depth of the tree and the size of the largest directory, never by
 /// the number of files.
-pub struct Walk {
+pub(crate) struct Walk {
     inputs: Box<dyn Iterator<Item = Input> + Send>,
     current: Option<walkdir::IntoIter>,
     /// The argument being walked, to make paths relative for `--exclude`.
@@ -455,7 +455,7 @@ fn walk_failure(err: walkdir::Error) -> Failure {
 /// record with `null` (as `find -print0` writes them). Read as a stream, record by record.
 /// Empty records are ignored; a line keeps every byte but its newline, so names with spaces,
 /// tabs or a carriage return at the end come through unchanged.
-pub fn list_inputs(
+pub(crate) fn list_inputs(
     list: &Path,
     null: bool,
 ) -> io::Result<impl Iterator<Item = Input> + Send + 'static> {

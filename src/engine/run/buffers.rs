@@ -12,9 +12,6 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use crate::engine::count_lost_wakeup;
 use crate::engine::run::handoff::POLL;
 
-/// Bytes of files read whole, in flight at once (read, or waiting in a reader's lanes).
-/// With four lanes on two cores, eight 1 MiB files keep every lane full; more would only
-/// raise the resident set (the target is 32 MiB in all).
 /// Where a buffer starts: the kernel copies a cached file into a buffer that starts on a
 /// page faster. Measured on an AMD EPYC (2 cores, warm cache, 2,000 files of 1 MiB read
 /// into four rotating buffers and hashed): 0.15 to 0.20 s of system time into page-aligned
@@ -61,6 +58,9 @@ impl std::ops::DerefMut for PageBuf {
     }
 }
 
+/// Bytes of files read whole, in flight at once (read, or waiting in a reader's lanes).
+/// With four lanes on two cores, eight 1 MiB files keep every lane full; more would only
+/// raise the resident set (the target is 32 MiB in all).
 pub(crate) const WHOLE_BUDGET: usize = 10 << 20;
 
 /// The run's budget of bytes for files read whole.

@@ -1,8 +1,8 @@
 //! The hand-off of results to the thread that prints, and their order.
 //!
 //! Runs on two sides: readers and workers [`Results::post`] what they finished (a reader
-//! a handful at a time, see `reader`); the calling thread [`Results::collect`]s them and puts
-//! them back in input order with a [`Reorder`].
+//! a handful at a time, see `reader`); the calling thread collects them
+//! ([`Results::collect_into`]) and puts them back in input order with a [`Reorder`].
 //!
 //! Each result is posted as soon as it exists, so a slow item (a huge file, a FIFO) never
 //! holds back results finished before it. The calling thread is woken only when the result

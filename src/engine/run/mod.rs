@@ -9,7 +9,7 @@
 //!
 //! | thread | module | does |
 //! | --- | --- | --- |
-//! | readers (by device policy) | [`reader`] | open and read; hash small files and files read whole (several at once); stream large ones in chunks |
+//! | readers (by device policy) | [`reader`] | open and read; hash small files and files read whole (several at once); hand large ones to a worker, reading ahead of it (mapped) or reading them in chunks for it (network file systems) |
 //! | workers (one per `-j`) | [`worker`] | hash large files, several at once: mapped window by window (local file systems), or from their reader's chunks |
 //! | calling thread | this module, [`feeder`], [`supervisor`] | numbers and plans the items and queues requests, at most [`Tuning::window`] ahead of the output, and looks ahead for large files; results in order to the [`Sink`]; signals; flushes while it waits; the stall timeout and rescue |
 //!
@@ -145,19 +145,6 @@ pub trait Sink<R> {
     fn put(&mut self, result: R) -> Result<(), Self::Error>;
     /// Makes what was put so far visible (called when the run waits on slow work).
     fn flush(&mut self) -> Result<(), Self::Error>;
-}
-
-/// A sink from a function; `flush` does nothing.
-pub struct FnSink<F>(pub F);
-
-impl<R, E, F: FnMut(R) -> Result<(), E>> Sink<R> for FnSink<F> {
-    type Error = E;
-    fn put(&mut self, result: R) -> Result<(), E> {
-        (self.0)(result)
-    }
-    fn flush(&mut self) -> Result<(), E> {
-        Ok(())
-    }
 }
 
 /// How a run ended when the sink did not fail.

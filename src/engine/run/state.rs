@@ -15,21 +15,25 @@
 //!
 //! These are leaves (nothing else is taken while one is held): a slot of
 //! [`Shared::thens`], [`Shared::streams`], [`Shared::slowness`], the stream slots, the
-//! [`Results`](super::handoff::Results), the [`Budget`](super::buffers::Budget).
+//! [`Results`], the [`Budget`].
 //!
 //! # Waits
 //!
-//! Every wait has a timeout only as a safety net ([`POLL`](super::handoff::POLL)); what
-//! ends a wait is a notification from the thread that made the work. A wait that times out
-//! and then finds its work ready is counted ([`crate::engine::lost_wakeups`]).
+//! Every wait but one (below) has a timeout only as a safety net
+//! ([`POLL`](super::handoff::POLL)); what ends a wait is a notification from the thread that
+//! made the work. A wait that times out and then finds its work ready is counted
+//! ([`crate::engine::lost_wakeups`]).
 //!
 //! - core readers wait on [`Shared::requests_cv`] (requests queued, the end);
 //! - extra readers on [`Shared::extras_cv`] (reads turned slow, the end);
 //! - workers on a [`crossbeam_channel::Select`] over their streams' chunks, [`Shared::wake_workers`]
 //!   (a stream queued, a stream failed) and the run's end;
-//! - readers on [`Shared::stream_slots`] (a stream ended) and on the
-//!   [`Budget`](super::buffers::Budget);
-//! - the calling thread on the [`Results`](super::handoff::Results).
+//! - readers on [`Shared::stream_slots`] (a stream ended) and on the [`Budget`];
+//! - the reader of a mapped file on the worker's ticks ([`Feed::Mapped`]: a window mapped);
+//! - the reader of a chunked file on the chunk channel when it is full ([`Feed::Chunks`]):
+//!   the one wait without a timeout, which ends when the worker takes a chunk or drops the
+//!   file (every worker drops its files when the run is over);
+//! - the calling thread on the [`Results`].
 
 use std::collections::VecDeque;
 use std::path::PathBuf;

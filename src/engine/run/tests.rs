@@ -18,10 +18,23 @@ use sha2::Digest as _;
 use crate::digest::Algorithms;
 use crate::engine::policy::{self, DeviceClass};
 use crate::engine::read::Hashing;
-use crate::engine::run::{Completion, Engine, FnSink, Plan, Then, Tuning, run};
+use crate::engine::run::{Completion, Engine, Plan, Sink, Then, Tuning, run};
 use crate::engine::source::Source;
 use crate::engine::storage::{Handle, Storage};
 use crate::report::{Failure, Reason};
+
+/// A sink from a function; `flush` does nothing.
+struct FnSink<F>(F);
+
+impl<R, E, F: FnMut(R) -> Result<(), E>> Sink<R> for FnSink<F> {
+    type Error = E;
+    fn put(&mut self, result: R) -> Result<(), E> {
+        (self.0)(result)
+    }
+    fn flush(&mut self) -> Result<(), E> {
+        Ok(())
+    }
+}
 
 /// What a fake file does when read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

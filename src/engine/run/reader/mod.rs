@@ -16,8 +16,10 @@
 //! - what the status says ([`FileKind`]): standard input, a FIFO or a device named on the
 //!   command line is read to its end here; a small file is read and hashed here; a file up
 //!   to 1 MiB is read whole and hashed in the reader's lanes, several at once; a larger one
-//!   is streamed: this reader reads it in chunks, a few ahead, into a channel a worker
-//!   hashes from (`worker`), and then goes on with the next request.
+//!   goes to a worker (`stream`): on a local file system the worker maps it while this
+//!   reader keeps the kernel reading ahead of it; elsewhere this reader reads it in chunks,
+//!   a few ahead, into a channel the worker hashes from. Then it goes on with the next
+//!   request.
 //!
 //! Each file's first read is tried without waiting on storage (`RWF_NOWAIT`): a read the
 //! page cache cannot serve at once is a cache miss, and a few in a row call the extra
