@@ -42,8 +42,16 @@ use super::update::Updater;
 /// last one took: its cost stays under 1/SPACING of the run.
 const SPACING: u32 = 50;
 
-/// Prints between two looks at the clock.
-const LOOK_EVERY: u32 = 64;
+/// The least time between two looks at whether a checkpoint is due. Each print reads the
+/// coarse clock (a few nanoseconds, in the vDSO), so a run of a few large files, printing a
+/// line a minute, is checkpointed as surely as one of millions of small ones.
+const LOOK_EVERY: Duration = Duration::from_millis(10);
+
+/// The coarse monotonic clock (the last timer tick's time), in nanoseconds.
+fn coarse_nanos() -> u64 {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
+    (now.tv_sec as u64).saturating_mul(1_000_000_000) + now.tv_nsec as u64
+}
 
 /// The checkpoints of one update.
 pub struct Checkpoints {
@@ -62,7 +70,8 @@ pub struct Checkpoints {
     pub written: u64,
     /// The manifest, as named, for messages.
     pub manifest: PathBuf,
-    prints: u32,
+    /// The coarse clock's time of the next look ([`coarse_nanos`]).
+    next_look: u64,
 }
 
 /// What the calling thread hands a checkpoint: where the new lines are, and which lines of
@@ -92,7 +101,7 @@ impl Checkpoints {
             zero,
             written: 0,
             manifest: manifest.to_path_buf(),
-            prints: 0,
+            next_look: 0,
         })
     }
 
@@ -104,11 +113,11 @@ impl Checkpoints {
         &mut self,
         snapshot: impl FnOnce() -> io::Result<Snapshot>,
     ) -> Result<(), anyhow::Error> {
-        self.prints += 1;
-        if self.prints < LOOK_EVERY {
+        let coarse = coarse_nanos();
+        if coarse < self.next_look {
             return Ok(());
         }
-        self.prints = 0;
+        self.next_look = coarse + LOOK_EVERY.as_nanos() as u64;
         let now = Instant::now();
         let finished = self
             .writing

@@ -264,6 +264,12 @@ impl Handle for Paced {
     }
 }
 
+/// How far past what is about to be read the cache is looked at: the kernel reads ahead of
+/// a read or a page fault on its own (128 KiB by default, a few MiB where an administrator
+/// raised `read_ahead_kb`), and a page it brought in that way, looked at only afterwards,
+/// would pass for one cached before the run and stay.
+const LEARN_AHEAD: u64 = 8 << 20;
+
 /// A file whose pages this run brings into the page cache leave it once used.
 struct Uncached {
     inner: Box<dyn Handle>,
@@ -304,7 +310,7 @@ impl Uncached {
     /// Learns which pages before `end` were not cached yet (before anything of this run
     /// reads them or asks for them).
     fn learn(&self, survey: &mut Survey, end: u64) {
-        let end = page_ceil(end.min(self.size));
+        let end = page_ceil(end.saturating_add(LEARN_AHEAD).min(self.size));
         if survey.to >= end {
             return;
         }

@@ -126,6 +126,8 @@ impl Lane {
             self.failed = Some(Reason::TimedOut);
             return true;
         }
+        // Where the window it holds now starts: mapping the next one moves `window_at`.
+        let old_at = self.window_at;
         let fetched = match &self.stream.feed {
             Feed::Mapped { .. } => Some(self.map_next()),
             Feed::Chunks { chunks, .. } => match chunks.try_recv() {
@@ -145,7 +147,6 @@ impl Lane {
                     self.failed = Some(reason);
                     return true;
                 }
-                let old_at = self.window_at;
                 let old = std::mem::replace(&mut self.piece, piece);
                 self.done_with(old, old_at);
                 self.pos = 0;
