@@ -42,6 +42,14 @@ use super::update::Updater;
 /// last one took: its cost stays under 1/SPACING of the run.
 const SPACING: u32 = 50;
 
+/// When the first checkpoint is due: after `every`, and no sooner than [`SPACING`] times
+/// twice what reading the old manifest took (`loaded`), the measure of what writing it
+/// will take before one was written. A short run with a large manifest is thus spared a
+/// checkpoint that would cost more than the hashing it protects.
+fn first_after(every: Duration, loaded: Duration) -> Duration {
+    every.max(loaded.saturating_mul(2 * SPACING))
+}
+
 /// The least time between two looks at whether a checkpoint is due. Each print reads the
 /// coarse clock (a few nanoseconds, in the vDSO), so a run of a few large files, printing a
 /// line a minute, is checkpointed as surely as one of millions of small ones.
@@ -68,6 +76,8 @@ pub struct Checkpoints {
     zero: bool,
     /// Checkpoints put in place so far.
     pub written: u64,
+    /// The longest time one took to write, start to rename.
+    pub longest: Duration,
     /// The manifest, as named, for messages.
     pub manifest: PathBuf,
     /// The coarse clock's time of the next look ([`coarse_nanos`]).
@@ -84,7 +94,7 @@ pub struct Snapshot {
 impl Checkpoints {
     /// Checkpoints every `every` for the update writing to `atomic`.
     pub fn new(
-        every: Duration,
+        (every, loaded): (Duration, Duration),
         atomic: &AtomicOutput,
         updater: Arc<Updater>,
         own: Arc<OwnFiles>,
@@ -92,7 +102,7 @@ impl Checkpoints {
     ) -> anyhow::Result<Checkpoints> {
         Ok(Checkpoints {
             every,
-            due: Instant::now() + every,
+            due: Instant::now() + first_after(every, loaded),
             writing: None,
             new: atomic.file().try_clone()?,
             place: Arc::new(atomic.place()?),
@@ -100,6 +110,7 @@ impl Checkpoints {
             own,
             zero,
             written: 0,
+            longest: Duration::ZERO,
             manifest: manifest.to_path_buf(),
             next_look: 0,
         })
@@ -160,6 +171,7 @@ impl Checkpoints {
             .join()
             .unwrap_or_else(|_| Err(anyhow::anyhow!("the checkpoint's thread panicked")));
         let took = started.elapsed();
+        self.longest = self.longest.max(took);
         self.due = self.due.max(started + took * SPACING);
         written.map(|()| self.written += 1)
     }

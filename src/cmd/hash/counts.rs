@@ -2,7 +2,7 @@
 //! lines, `-v` and the JSON summary.
 
 /// What an update did, for `-v` and the JSON summary.
-#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct UpdateCounts {
     /// Files whose recorded digest was kept without reading them.
     pub reused: u64,
@@ -39,6 +39,8 @@ pub struct UpdateCounts {
     pub time_up: bool,
     /// Checkpoints put in place while the run went (`--checkpoint`).
     pub checkpoints: u64,
+    /// The longest time one of them took to write, in seconds.
+    pub checkpoint_seconds: f64,
 }
 
 impl UpdateCounts {

@@ -148,8 +148,9 @@ pub fn run(
         _ => None,
     };
     let updater = read_old_manifest(hash, atomic, pool)?;
+    let loaded = started.elapsed();
     let items = items(hash, &own, &roots, updater.as_deref())?;
-    let checkpoints = checkpoints(hash, atomic, updater.as_ref(), &own)?;
+    let checkpoints = checkpoints(hash, atomic, updater.as_ref(), &own, loaded)?;
     let mut file_out = target.as_ref().and_then(Target::writer);
     let (lines, json) = sinks(hash, file_out.as_mut(), out);
     let to_stdout = matches!(target, None | Some(Target::Stdout));
@@ -255,6 +256,7 @@ fn checkpoints(
     atomic: Option<&AtomicOutput>,
     updater: Option<&Arc<Updater>>,
     own: &Arc<OwnFiles>,
+    loaded: Duration,
 ) -> anyhow::Result<Option<Checkpoints>> {
     let (Some(update), Some(atomic), Some(updater)) = (&hash.update, atomic, updater) else {
         return Ok(None);
@@ -263,7 +265,7 @@ fn checkpoints(
         return Ok(None);
     };
     let checkpoints = Checkpoints::new(
-        every,
+        (every, loaded),
         atomic,
         Arc::clone(updater),
         Arc::clone(own),
@@ -566,7 +568,7 @@ fn read_old_manifest(
 fn write_update_verbose(err: &mut dyn Write, c: &UpdateCounts) {
     let _ = writeln!(
         err,
-        "{PROGRAM}: update: {} files: {} reused, {} hashed ({} new, {} modified, {} racy, {} without state), {} scrubbed, {} corrupt; {} kept out of scope, {} kept unread; {} dropped (gone), {} pruned",
+        "{PROGRAM}: update: {} files: {} reused, {} hashed ({} new, {} modified, {} racy, {} without state), {} scrubbed, {} corrupt; {} kept out of scope, {} kept unread; {} dropped (gone), {} pruned{}",
         c.files(),
         c.reused,
         c.hashed(),
@@ -579,7 +581,14 @@ fn write_update_verbose(err: &mut dyn Write, c: &UpdateCounts) {
         c.out_of_scope,
         c.unread,
         c.dropped,
-        c.pruned
+        c.pruned,
+        match c.checkpoints {
+            0 => String::new(),
+            n => format!(
+                "; {n} checkpoints (the longest {:.2} s)",
+                c.checkpoint_seconds
+            ),
+        }
     );
 }
 

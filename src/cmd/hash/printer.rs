@@ -155,6 +155,7 @@ impl<'a> Printer<'a> {
                 self.checkpoint_failed(&checkpoints, &e);
             }
             self.counts.checkpoints = checkpoints.written;
+            self.counts.checkpoint_seconds = checkpoints.longest.as_secs_f64();
         }
     }
 
