@@ -70,7 +70,7 @@ EOF
 cat "$work/medium.sums" >> "$work/base.sums"
 cp "$work/base.sums" "$work/M"; "$sumpool" hash --update "$work/M" medium big small >/dev/null
 echo "manifest: $(wc -l < "$work/M") lines with their state lines, $(du -m "$work/M" | cut -f1) MB"
-# CPU-bound (warm, a few seconds): the first checkpoint waits for 100 times what reading
+# CPU-bound (warm, a few seconds): the first checkpoint waits for 50 times what reading
 # the manifest took, so a short run writes none, and costs nothing.
 on=(); off=()
 for _ in $(seq "$RUNS"); do

@@ -423,12 +423,15 @@ fn nocache_drops_what_the_run_brought_in_and_keeps_what_was_cached() {
     let dir = temp_dir();
     let d = dir.path();
     // Files of every kind of read: small ones read whole, 2 MiB ones, and large ones read in
-    // windows.
+    // windows; and many of 1 MiB, read whole by many readers at once, where the kernel has
+    // part of a file in by the time its first read looks.
     let mut files = Vec::new();
-    for (i, size) in [3000, 200_000, 900_000, 2 << 20, 5 << 20, 40 << 20, 70 << 20]
+    let kinds = [3000, 200_000, 900_000, 2 << 20, 5 << 20, 40 << 20, 70 << 20];
+    for (i, size) in kinds
         .iter()
         .cycle()
         .take(14)
+        .chain([1 << 20; 80].iter())
         .enumerate()
     {
         let path = d.join(format!("data/f{i:02}"));

@@ -43,11 +43,11 @@ use super::update::Updater;
 const SPACING: u32 = 50;
 
 /// When the first checkpoint is due: after `every`, and no sooner than [`SPACING`] times
-/// twice what reading the old manifest took (`loaded`), the measure of what writing it
-/// will take before one was written. A short run with a large manifest is thus spared a
-/// checkpoint that would cost more than the hashing it protects.
+/// what reading the old manifest took (`loaded`), the measure of what writing it will take
+/// before one was written. A short run with a large manifest is thus spared a checkpoint
+/// that would cost more than the hashing it protects.
 fn first_after(every: Duration, loaded: Duration) -> Duration {
-    every.max(loaded.saturating_mul(2 * SPACING))
+    every.max(loaded.saturating_mul(SPACING))
 }
 
 /// The least time between two looks at whether a checkpoint is due. Each print reads the

@@ -376,18 +376,23 @@ impl Handle for Uncached {
         Ok(n)
     }
 
-    /// A read that did not wait found its bytes cached: learnt for free.
+    /// A read that did not wait found its bytes cached: where nothing was learnt yet, they
+    /// were cached before (learnt for free); where they are this run's (the kernel read them
+    /// on an earlier request), they are used now, and dropped.
     fn read_at_nowait(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
         let n = self.inner.read_at_nowait(buf, offset)?;
         let end = offset + n as u64;
-        let mut survey = lock(&self.survey);
-        if survey.to >= page_floor(offset) && survey.to < end {
-            survey.to = if end >= self.size {
-                page_ceil(self.size)
-            } else {
-                page_floor(end)
-            };
+        {
+            let mut survey = lock(&self.survey);
+            if survey.to >= page_floor(offset) && survey.to < end {
+                survey.to = if end >= self.size {
+                    page_ceil(self.size)
+                } else {
+                    page_floor(end)
+                };
+            }
         }
+        self.release(page_floor(offset), self.used_to(end));
         Ok(n)
     }
 
