@@ -18,7 +18,8 @@ where Python runs signal handlers, and it waits for the hung request before it e
 libfuse's multithreaded loop serves requests on at most --threads threads at once (libfuse's
 own default is 10, which would make the harness the bottleneck of any reader that keeps more
 requests in flight); the default here is 256. The kernel's page cache is dropped at every
-open (no keep_cache), so every run pays the delays.
+open (no keep_cache), so every run pays the delays; --kernel-cache keeps it (libfuse's
+kernel_cache), for tests of what a run leaves in the page cache.
 
 Needs root (or fusermount3), /dev/fuse, libfuse3, and `pip install mfusepy`.
 """
@@ -114,6 +115,7 @@ def main():
     parser.add_argument("--release")
     parser.add_argument("--threads", type=int, default=256)
     parser.add_argument("--ready")
+    parser.add_argument("--kernel-cache", action="store_true")
     args = parser.parse_args()
 
     if args.ready:
@@ -126,8 +128,9 @@ def main():
 
     ops = Delayed(args.source, args.open_ms / 1000, args.read_ms / 1000, args.hang,
                   args.release, args.hang_statfs_after)
+    options = {"kernel_cache": True} if args.kernel_cache else {}
     fuse.FUSE(ops, args.mountpoint, foreground=True, nothreads=False,
-              max_threads=args.threads, fsname="sumpool-delay")
+              max_threads=args.threads, fsname="sumpool-delay", **options)
 
 
 if __name__ == "__main__":

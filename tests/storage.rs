@@ -489,3 +489,82 @@ fn slow_storage_gives_the_digests_of_sha2_at_any_number_of_readers_and_workers()
         .stderr_has("sumpool: I/O: ")
         .stderr_has("FUSE");
 }
+
+/// Bytes of `paths` in the page cache, by `fincore` (util-linux).
+fn cached_bytes(paths: &[PathBuf]) -> u64 {
+    let out = Command::new("fincore")
+        .args(["--bytes", "--noheadings", "--output", "RES"])
+        .args(paths)
+        .output()
+        .expect("fincore (util-linux)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().parse::<u64>().unwrap())
+        .sum()
+}
+
+/// `--nocache` where reads cannot ask the kernel to drop what they bring in (FUSE has no
+/// `RWF_DONTCACHE`): sumpool learns which pages were cached and drops the others itself.
+#[test]
+fn nocache_on_storage_without_dontcache_drops_only_what_the_run_brought_in() {
+    if !fuse_available() {
+        return;
+    }
+    let dir = temp_dir();
+    let d = dir.path();
+    let mut names = Vec::new();
+    for (i, size) in [3000, 200_000, 1 << 20, 3 << 20, 9 << 20]
+        .iter()
+        .cycle()
+        .take(20)
+        .enumerate()
+    {
+        let name = format!("f{i:02}");
+        write_file(
+            &d.join("src"),
+            name.as_bytes(),
+            &pseudo_random(*size, i as u64),
+        );
+        names.push(name);
+    }
+    let _fuse = Fuse::mount_with(&d.join("src"), &d.join("mnt"), 0, &[], &["--kernel-cache"]);
+    let files: Vec<PathBuf> = names.iter().map(|n| d.join("mnt").join(n)).collect();
+    let total: u64 = files.iter().map(|f| fs::metadata(f).unwrap().len()).sum();
+    let drop_caches = || {
+        Command::new("sync").status().unwrap();
+        fs::write("/proc/sys/vm/drop_caches", "1").unwrap();
+    };
+    // The measure can fail: without --nocache, what is read stays cached.
+    drop_caches();
+    Cmd::sumpool().args(["hash", "mnt"]).dir(d).run().code(0);
+    assert!(
+        cached_bytes(&files) * 2 > total,
+        "FUSE pages are not cached here"
+    );
+    drop_caches();
+    Cmd::sumpool()
+        .args(["hash", "--nocache", "mnt"])
+        .dir(d)
+        .run()
+        .code(0);
+    let left = cached_bytes(&files);
+    assert!(left * 50 <= total, "{left} of {total} bytes still cached");
+    drop_caches();
+    let warm: Vec<PathBuf> = files.iter().step_by(2).cloned().collect();
+    for f in &warm {
+        fs::read(f).unwrap();
+    }
+    let before = cached_bytes(&warm);
+    Cmd::sumpool()
+        .args(["hash", "--nocache", "mnt"])
+        .dir(d)
+        .run()
+        .code(0);
+    let after = cached_bytes(&warm);
+    assert!(after * 100 >= before * 98, "{after} of {before} bytes kept");
+}

@@ -57,7 +57,18 @@ pub(crate) trait Handle: Send + Sync {
     fn will_touch(&self, _offset: u64, _len: u64) {}
     /// See [`Handle::will_touch`].
     fn done_with(&self, _offset: u64, _len: u64) {}
+    /// Reads at `offset` through the page cache without leaving there the pages the read
+    /// brings in (`RWF_DONTCACHE`, Linux 6.14 and later, on file systems that support it);
+    /// pages cached before stay. With `nowait`, as [`Handle::read_at_nowait`]. `Unsupported`
+    /// where the kernel or the file system cannot (`--nocache` then drops pages itself).
+    fn read_at_uncached(&self, _buf: &mut [u8], _offset: u64, _nowait: bool) -> io::Result<usize> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
 }
+
+/// `RWF_DONTCACHE` of `preadv2(2)`: pages this read brings into the page cache leave it once
+/// copied out.
+const RWF_DONTCACHE: u32 = 0x80;
 
 /// The file system.
 #[derive(Debug, Default, Clone, Copy)]
@@ -154,6 +165,26 @@ impl Handle for DiskFile {
 
     fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         (&self.0).read(buf)
+    }
+
+    fn read_at_uncached(&self, buf: &mut [u8], offset: u64, nowait: bool) -> io::Result<usize> {
+        let mut flags = rustix::io::ReadWriteFlags::from_bits_retain(RWF_DONTCACHE);
+        if nowait {
+            flags |= rustix::io::ReadWriteFlags::NOWAIT;
+        }
+        loop {
+            let mut slices = [io::IoSliceMut::new(buf)];
+            return match rustix::io::preadv2(&self.0, &mut slices, offset, flags) {
+                Ok(n) => Ok(n),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(rustix::io::Errno::AGAIN) if nowait => Err(io::ErrorKind::WouldBlock.into()),
+                // A kernel before 6.14 (EINVAL: an unknown flag), or a file system without it.
+                Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::INVAL) => {
+                    Err(io::ErrorKind::Unsupported.into())
+                }
+                Err(e) => Err(e.into()),
+            };
+        }
     }
 
     fn will_need(&self, offset: u64, len: u64) {

@@ -177,10 +177,12 @@ pub(crate) fn wrap(
     let size = stat.st_size as u64;
     // A size of 0 (an empty file, or one in /proc) leaves nothing to learn.
     let handle = if nocache && size > 0 {
+        let dontcache = dontcache_works(&*handle);
         Box::new(Uncached {
             inner: handle,
             size,
             survey: Mutex::new(Survey::default()),
+            dontcache,
         })
     } else {
         handle
@@ -271,11 +273,32 @@ impl Handle for Paced {
 const LEARN_AHEAD: u64 = 8 << 20;
 
 /// A file whose pages this run brings into the page cache leave it once used.
+///
+/// Two ways. Where the kernel and the file system can (`RWF_DONTCACHE`, Linux 6.14 and
+/// later: ext4, XFS, btrfs...), every read asks the kernel itself to drop the pages it brings
+/// in once they are copied out, and to leave those cached before; the file is then never
+/// mapped, nor read ahead by `posix_fadvise` (both would bring pages in the ordinary way).
+/// Measured cold on 2 cores (docs/benchmarks.md, unattended runs): the other way's
+/// `POSIX_FADV_DONTNEED` after each use made the run 1.37 times as long on 2,000 files of
+/// 1 MiB, since each call that finds pages still in another CPU's LRU batch drains every
+/// CPU's, under a lock of the whole kernel. Elsewhere, the survey and `DONTNEED` below.
 struct Uncached {
     inner: Box<dyn Handle>,
     /// Its size when opened.
     size: u64,
     survey: Mutex<Survey>,
+    /// The kernel drops what the reads bring in (`RWF_DONTCACHE`); the survey is unused.
+    dontcache: bool,
+}
+
+/// Whether reads of `handle` can leave the page cache as they found it on their own: a
+/// read of one byte that must not wait answers (it fetches nothing for the page cache to
+/// keep: what it starts reading is marked to leave as well).
+fn dontcache_works(handle: &dyn Handle) -> bool {
+    match handle.read_at_uncached(&mut [0u8; 1], 0, true) {
+        Ok(_) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+    }
 }
 
 /// What is known of a file's pages, from its start.
@@ -370,6 +393,9 @@ impl Handle for Uncached {
     }
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        if self.dontcache {
+            return self.inner.read_at_uncached(buf, offset, false);
+        }
         self.learn(&mut lock(&self.survey), offset + buf.len() as u64);
         let n = self.inner.read_at(buf, offset)?;
         self.release(page_floor(offset), self.used_to(offset + n as u64));
@@ -380,6 +406,11 @@ impl Handle for Uncached {
     /// were cached before (learnt for free); where they are this run's (the kernel read them
     /// on an earlier request), they are used now, and dropped.
     fn read_at_nowait(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        if self.dontcache {
+            return self.inner.read_at_uncached(buf, offset, true);
+        }
+        // Looked at first: a read that must not wait still starts the kernel reading.
+        self.learn(&mut lock(&self.survey), offset + buf.len() as u64);
         let n = self.inner.read_at_nowait(buf, offset)?;
         let end = offset + n as u64;
         {
@@ -401,11 +432,17 @@ impl Handle for Uncached {
     }
 
     fn will_need(&self, offset: u64, len: u64) {
+        if self.dontcache {
+            return;
+        }
         self.learn(&mut lock(&self.survey), offset + len);
         self.inner.will_need(offset, len);
     }
 
     fn mappable(&self) -> Option<&std::fs::File> {
+        if self.dontcache {
+            return None;
+        }
         self.inner.mappable()
     }
 
@@ -418,11 +455,24 @@ impl Handle for Uncached {
     }
 
     fn will_touch(&self, offset: u64, len: u64) {
-        self.learn(&mut lock(&self.survey), offset + len);
+        if !self.dontcache {
+            self.learn(&mut lock(&self.survey), offset + len);
+        }
     }
 
     fn done_with(&self, offset: u64, len: u64) {
-        self.release(page_floor(offset), self.used_to(offset + len));
+        if !self.dontcache {
+            self.release(page_floor(offset), self.used_to(offset + len));
+        }
+    }
+
+    fn read_at_uncached(
+        &self,
+        buf: &mut [u8],
+        offset: u64,
+        nowait: bool,
+    ) -> std::io::Result<usize> {
+        self.inner.read_at_uncached(buf, offset, nowait)
     }
 }
 
