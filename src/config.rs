@@ -30,8 +30,11 @@ pub struct Config {
     pub io: IoSettings,
 }
 
-/// How often `--update` replaces the manifest with what is known so far, unless told: see
-/// `cmd::hash::checkpoint` for the measurement behind it.
+/// How often `--update` replaces the manifest with what is known so far, unless told. A
+/// crash then costs at most five minutes of reading again; a checkpoint of a manifest of a
+/// million entries took 1.15 s on its own thread (`cmd::hash::checkpoint`), 0.4% of one
+/// core every five minutes, and a manifest ten times larger is held to 2% by the spacing
+/// rule. A minute would cost 2% at a million entries for little gain in a run of hours.
 pub const CHECKPOINT_DEFAULT: Duration = Duration::from_secs(300);
 
 /// The I/O options of a run.

@@ -392,6 +392,77 @@ fn a_time_box_not_reached_changes_nothing() {
     );
 }
 
+#[test]
+fn bwlimit_charges_what_files_hold_not_their_buffers() {
+    let dir = temp_dir();
+    let d = dir.path();
+    // 600 files of about 1,000 bytes: 0.6 MB, about 6 s at 100 KiB/s. Charged a 64 KiB
+    // buffer each, they would take over six minutes, and the run would be killed by the
+    // harness's timeout.
+    let digests = tree(d, 600, 1000, 31);
+    let run = Cmd::sumpool()
+        .args(["hash", "--bwlimit", "100K", "data"])
+        .dir(d)
+        .run();
+    run.code(0);
+    fs::write(d.join("SUMS"), &run.stdout).unwrap();
+    assert_eq!(lines_of(&d.join("SUMS")), digests);
+    // Empty files are charged nothing.
+    for i in 0..300 {
+        fs::write(d.join(format!("data/even/empty{i}")), b"").unwrap();
+    }
+    Cmd::sumpool()
+        .args(["hash", "--bwlimit", "4K", "data/even"])
+        .arg("--exclude")
+        .arg("f*")
+        .dir(d)
+        .run()
+        .code(0);
+}
+
+#[test]
+fn a_file_too_long_for_the_time_box_is_left_and_said_and_the_rest_goes_on() {
+    let dir = temp_dir();
+    let d = dir.path();
+    let mut digests = tree(d, 10, 2000, 41);
+    let huge = pseudo_random(8 << 20, 42);
+    fs::write(d.join("data/huge"), &huge).unwrap();
+    digests.insert("data/huge".into(), sha256_hex(&huge));
+    std::thread::sleep(RACY);
+    Cmd::sumpool()
+        .args(["hash", "--update", "M", "data"])
+        .dir(d)
+        .run()
+        .code(0);
+    // Every file changes; the huge one would take 8 s at 1 MiB/s, in a box of 2 s.
+    let new = tree(d, 10, 2000, 43);
+    fs::write(d.join("data/huge"), pseudo_random(8 << 20, 44)).unwrap();
+    std::thread::sleep(RACY);
+    let run = Cmd::sumpool()
+        .args([
+            "hash",
+            "--update",
+            "M",
+            "--max-duration",
+            "2s",
+            "--bwlimit",
+            "1M",
+        ])
+        .args(["--format", "json", "data"])
+        .dir(d)
+        .run();
+    run.code(0)
+        .stderr_has("sumpool: data/huge: not read: 8388608 bytes at the --bwlimit rate");
+    let s = summary(&run);
+    assert_eq!(s["modified"], 10, "{s}");
+    let lines = lines_of(&d.join("M"));
+    for (name, digest) in &new {
+        assert_eq!(lines[name], *digest, "{name}");
+    }
+    // Its old line stays, for a run with more time or a higher rate.
+    assert_eq!(lines["data/huge"], digests["data/huge"]);
+}
+
 /// Bytes of `paths` in the page cache, by `fincore`.
 fn cached_bytes(paths: &[std::path::PathBuf]) -> u64 {
     let out = Command::new("fincore")
@@ -488,6 +559,23 @@ fn nocache_drops_what_the_run_brought_in_and_keeps_what_was_cached() {
             "{command:?}: {left} of {total} bytes still cached"
         );
     }
+    // A regular file on standard input.
+    let big = files.last().unwrap().clone();
+    drop_page_cache();
+    let script = "exec \"$1\" hash --nocache - < \"$2\"";
+    Cmd::new("sh")
+        .args(["-c", script, "sh"])
+        .arg(util::sumpool_bin())
+        .arg(&big)
+        .dir(d)
+        .run()
+        .code(0);
+    let size = fs::metadata(&big).unwrap().len();
+    let left = cached_bytes(std::slice::from_ref(&big));
+    assert!(
+        left * 50 <= size,
+        "standard input: {left} of {size} bytes still cached"
+    );
     // Without --nocache the tree stays cached: the measure can fail.
     drop_page_cache();
     Cmd::sumpool().args(["hash", "data"]).dir(d).run().code(0);

@@ -59,6 +59,10 @@ pub(super) fn parse_duration(text: &str) -> Result<Duration, String> {
             .find(|c: char| c.is_ascii_digit() || c == '.')
             .unwrap_or(rest.len());
         let unit = match &rest[..unit_len] {
+            // A bare number only alone (`90`): `1m30` could mean seconds or a typo.
+            "" if seconds > 0.0 || digits != text.trim().len() => {
+                return Err(bad());
+            }
             "" | "s" => 1.0,
             "m" => 60.0,
             "h" => 3600.0,
@@ -70,6 +74,13 @@ pub(super) fn parse_duration(text: &str) -> Result<Duration, String> {
     }
     if !seconds.is_finite() || seconds > 1e9 {
         return Err(bad());
+    }
+    // Finer than a millisecond is no time a run can keep: refused, not rounded to 0 (which
+    // turns `--checkpoint` off).
+    if seconds > 0.0 && seconds < 1e-3 {
+        return Err(format!(
+            "{text:?} is shorter than a millisecond: expected {DURATION_FORMS}"
+        ));
     }
     Ok(Duration::from_secs_f64(seconds))
 }
@@ -202,9 +213,24 @@ mod tests {
         assert_eq!(secs("1h30m"), Ok(5400.0));
         assert_eq!(secs("1d"), Ok(86_400.0));
         assert_eq!(secs("0"), Ok(0.0));
-        for bad in ["", "-1", "1x", "m", "1.2.3s", "5 min", "1e3", "inf", "h1"] {
+        for bad in [
+            "",
+            "-1",
+            "1x",
+            "m",
+            "1.2.3s",
+            "5 min",
+            "1e3",
+            "inf",
+            "h1",
+            "1s30",
+            "1m30",
+            "0.0000000001",
+            "0.0001s",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
+        assert_eq!(secs("0.001"), Ok(0.001));
         assert!(parse_positive_duration("0").is_err());
         assert!(parse_positive_duration("0s").is_err());
         assert!(parse_positive_duration("1s").is_ok());

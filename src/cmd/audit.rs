@@ -337,7 +337,12 @@ impl Audited {
                     self.counts.unchanged += 1;
                 }
             }
-            Ok(Hashing::Skipped | Hashing::Unchanged { .. } | Hashing::NotReached) => {}
+            Ok(
+                Hashing::Skipped
+                | Hashing::Unchanged { .. }
+                | Hashing::NotReached
+                | Hashing::TooLong { .. },
+            ) => {}
             Err(failure) => {
                 progress.advance(0);
                 out.flush()?;

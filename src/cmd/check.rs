@@ -617,12 +617,15 @@ fn verify(entry: Entry, ignore_missing: bool) -> Plan<Verdict> {
         },
         // Only files listed in `skip` are passed over, and only a recorded state is
         // unchanged; there are neither here.
-        Ok(Hashing::Skipped | Hashing::Unchanged { .. } | Hashing::NotReached) => {
-            Verdict::Missing {
-                name: entry.name,
-                algorithm,
-            }
-        }
+        Ok(
+            Hashing::Skipped
+            | Hashing::Unchanged { .. }
+            | Hashing::NotReached
+            | Hashing::TooLong { .. },
+        ) => Verdict::Missing {
+            name: entry.name,
+            algorithm,
+        },
         Err(failure) => match failure.reason {
             Reason::Io(e) if ignore_missing && e.kind() == io::ErrorKind::NotFound => {
                 Verdict::Missing {

@@ -57,6 +57,14 @@ pub enum Hashing {
     Skipped,
     /// It was not started: the run's time was up (`--max-duration`).
     NotReached,
+    /// It was not started: at the run's rate (`--bwlimit`), its bytes take longer than its
+    /// whole time box (`--max-duration`), so no run held to both ever reads it.
+    TooLong {
+        /// The name, for the warning.
+        name: PathBuf,
+        /// Its size.
+        bytes: u64,
+    },
 }
 
 /// Hashes everything `reader` yields until end of input, in blocks of `buf.len()` bytes.

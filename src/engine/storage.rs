@@ -57,6 +57,9 @@ pub(crate) trait Handle: Send + Sync {
     fn will_touch(&self, _offset: u64, _len: u64) {}
     /// See [`Handle::will_touch`].
     fn done_with(&self, _offset: u64, _len: u64) {}
+    /// Tells the storage not to read ahead of what is asked (`POSIX_FADV_RANDOM`): under
+    /// `--bwlimit`, so that the disk reads what was paid for.
+    fn no_read_ahead(&self) {}
     /// Reads at `offset` through the page cache without leaving there the pages the read
     /// brings in (`RWF_DONTCACHE`, Linux 6.14 and later, on file systems that support it);
     /// pages cached before stay. With `nowait`, as [`Handle::read_at_nowait`]. `Unsupported`
@@ -165,6 +168,10 @@ impl Handle for DiskFile {
 
     fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         (&self.0).read(buf)
+    }
+
+    fn no_read_ahead(&self) {
+        let _ = rustix::fs::fadvise(&self.0, 0, None, Advice::Random);
     }
 
     fn read_at_uncached(&self, buf: &mut [u8], offset: u64, nowait: bool) -> io::Result<usize> {

@@ -37,6 +37,9 @@ pub struct UpdateCounts {
     pub abandoned: u64,
     /// The run's time was up before it had been through the tree (`--max-duration`).
     pub time_up: bool,
+    /// Files were left for the next run: too long for the time left at the rate.
+    #[serde(skip)]
+    pub deferred: bool,
     /// Checkpoints put in place while the run went (`--checkpoint`).
     pub checkpoints: u64,
     /// The longest time one of them took to write, in seconds.

@@ -70,6 +70,12 @@ enum Outcome {
     Unfinished(PathBuf),
     /// Not started: the run's time was up (`--max-duration`). Its old line, if any, is kept.
     NotReached,
+    /// Not started: too long to read in a whole time box at the rate; said, and its old
+    /// line, if any, kept.
+    TooLong {
+        name: PathBuf,
+        bytes: u64,
+    },
     /// The walk's first pass ended (`resume`).
     Wrapped,
     Skipped(Skip),
@@ -282,6 +288,7 @@ fn limits(config: &Config, hash: &HashConfig, started: Instant) -> Limits {
         deadline: most.map(|most| Deadline {
             at: started + most,
             grace: grace_for(most),
+            length: most,
         }),
         ..config.io.limits()
     }
@@ -342,7 +349,7 @@ fn leftovers(
 ) -> Option<kept::Leftovers> {
     let (updater, update) = (updater?, hash.update.as_ref()?);
     let scope = roots.scope(&hash.walk);
-    let cut = counts.time_up;
+    let cut = counts.time_up || counts.deferred;
     Some(kept::leftovers(
         updater,
         met,
@@ -631,9 +638,11 @@ fn hash_all(
     let update = updater.map(|updater| {
         let shared = Arc::clone(updater);
         let decide: Tagged<Outcome> = Arc::new(move |tag, result| {
-            if matches!(result, Ok(Hashing::NotReached)) {
-                return Outcome::NotReached;
-            }
+            let result = match result {
+                Ok(Hashing::NotReached) => return Outcome::NotReached,
+                Ok(Hashing::TooLong { name, bytes }) => return Outcome::TooLong { name, bytes },
+                result => result,
+            };
             match shared.decide(tag, result) {
                 Ok(Some(updated)) => Outcome::Updated(updated),
                 Ok(None) if tag == UNLISTED => Outcome::Skipped(Skip::Excluded),
@@ -669,7 +678,7 @@ fn hash_all(
                     Ok(Hashing::Skipped | Hashing::Unchanged { .. }) => {
                         Outcome::Skipped(Skip::Excluded)
                     }
-                    Ok(Hashing::NotReached) => Outcome::NotReached,
+                    Ok(Hashing::NotReached | Hashing::TooLong { .. }) => Outcome::NotReached,
                     Err(failure) => Outcome::Failed(failure),
                 })),
             },

@@ -109,7 +109,15 @@ impl<'a> Printer<'a> {
                 self.report.excluded += 1;
             }
             // Its old line stays, unmet; a new file waits for the next run.
-            Outcome::NotReached => {}
+            Outcome::NotReached => self.counts.deferred = true,
+            Outcome::TooLong { name, bytes } => {
+                self.counts.deferred = true;
+                self.flush()?;
+                let why = format!(
+                    "not read: {bytes} bytes at the --bwlimit rate take longer than the whole --max-duration, so no run held to both verifies it (its line is kept as it was)"
+                );
+                write_message(&mut self.err, &name, &why);
+            }
             Outcome::Wrapped => self.wrapped_at = Some(self.lines_written()?),
             Outcome::Skipped(Skip::Symlink) => self.report.skipped_symlinks += 1,
             Outcome::Skipped(Skip::Special) => self.report.skipped_special += 1,

@@ -273,7 +273,7 @@ impl Decision {
     fn decide(self, result: Result<Hashing, Failure>) -> Result<Option<Updated>, Failure> {
         let hashed = match result? {
             // Not started: the caller keeps the old line.
-            Hashing::Skipped | Hashing::NotReached => return Ok(None),
+            Hashing::Skipped | Hashing::NotReached | Hashing::TooLong { .. } => return Ok(None),
             Hashing::Unchanged { name, state } => {
                 // Only a trusted record makes the engine skip a file, so `known` holds it.
                 let Some(known) = self.known else {

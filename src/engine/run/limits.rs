@@ -49,6 +49,23 @@ pub struct Deadline {
     pub at: Instant,
     /// Items in flight at `at` are given up this long after it.
     pub grace: Duration,
+    /// The whole box, from the start of the run to `at`.
+    pub length: Duration,
+}
+
+/// Whether a file of `size` bytes, read at `rate` bytes per second, cannot be finished
+/// before the grace after `deadline` is over if started `now`: `None` if it can (or there
+/// is no rate or no deadline), `Some(true)` if even a whole box would not do.
+pub(crate) fn out_of_time(
+    size: u64,
+    rate: Option<u64>,
+    deadline: Option<&Deadline>,
+    now: Instant,
+) -> Option<bool> {
+    let (rate, deadline) = (rate?, deadline?);
+    let needs = Duration::from_secs_f64(size as f64 / rate.max(1) as f64);
+    let left = (deadline.at + deadline.grace).saturating_duration_since(now);
+    (needs > left).then(|| needs > deadline.length + deadline.grace)
 }
 
 /// The run's token bucket: see the module header.
@@ -175,6 +192,10 @@ pub(crate) fn wrap(
     seq: u64,
 ) -> Box<dyn Handle> {
     let size = stat.st_size as u64;
+    if pace.is_some() {
+        // Every byte from the disk paid for: no read-ahead of the kernel's own either.
+        handle.no_read_ahead();
+    }
     // A size of 0 (an empty file, or one in /proc) leaves nothing to learn.
     let handle = if nocache && size > 0 {
         let dontcache = dontcache_works(&*handle);
@@ -192,6 +213,7 @@ pub(crate) fn wrap(
             inner: handle,
             pace: Arc::clone(pace),
             seq,
+            size,
         }),
         None => handle,
     }
@@ -201,10 +223,61 @@ pub(crate) fn wrap(
 pub(crate) struct PacedRead<'a, R>(pub R, pub &'a Pace, pub u64);
 
 impl<R: std::io::Read> std::io::Read for PacedRead<'_, R> {
+    /// Paid after: standard input has no size to charge before.
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = buf.len().min(self.1.piece());
-        self.1.take(n, self.2);
-        self.0.read(&mut buf[..n])
+        let got = self.0.read(&mut buf[..n])?;
+        self.1.take(got, self.2);
+        Ok(got)
+    }
+}
+
+/// Standard input, under `--nocache`: where it is a regular file (`sumpool hash - < FILE`),
+/// read with `RWF_DONTCACHE` from its current offset, so that the pages the run brings in
+/// leave the cache; elsewhere (a pipe, or a kernel without it), read as it is.
+pub(crate) struct UncachedStdin<R> {
+    inner: R,
+    dontcache: bool,
+}
+
+impl<R: std::io::Read> UncachedStdin<R> {
+    pub(crate) fn new(inner: R, nocache: bool) -> UncachedStdin<R> {
+        let regular = nocache
+            && rustix::fs::fstat(std::io::stdin())
+                .is_ok_and(|st| rustix::fs::FileType::from_raw_mode(st.st_mode).is_file());
+        UncachedStdin {
+            inner,
+            dontcache: regular,
+        }
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for UncachedStdin<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if !self.dontcache {
+            return self.inner.read(buf);
+        }
+        let iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        loop {
+            // SAFETY: one iovec over `buf`, valid and writable for its length; offset -1
+            // reads at the descriptor's offset and moves it, as read(2) does.
+            let n = unsafe { libc::preadv2(0, &iov, 1, -1, libc::RWF_DONTCACHE) };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let e = std::io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EOPNOTSUPP | libc::EINVAL) => {
+                    self.dontcache = false;
+                    return self.inner.read(buf);
+                }
+                _ => return Err(e),
+            }
+        }
     }
 }
 
@@ -214,6 +287,30 @@ struct Paced {
     pace: Arc<Pace>,
     /// The item it is read for: its place in the bucket's line.
     seq: u64,
+    /// Its size when opened: a read is charged what is left of it, not its buffer.
+    size: u64,
+}
+
+impl Paced {
+    /// Takes the tokens for a read of `n` bytes at `offset` before it (what the file has
+    /// there, at most), and reads; a file that grew pays the rest after.
+    fn paced(
+        &self,
+        n: usize,
+        offset: u64,
+        read: impl FnOnce(usize) -> std::io::Result<usize>,
+    ) -> std::io::Result<usize> {
+        let n = n.min(self.pace.piece());
+        let expected = (self.size.saturating_sub(offset)).min(n as u64) as usize;
+        if expected > 0 {
+            self.pace.take(expected, self.seq);
+        }
+        let got = read(n)?;
+        if got > expected {
+            self.pace.take(got - expected, self.seq);
+        }
+        Ok(got)
+    }
 }
 
 impl Handle for Paced {
@@ -222,9 +319,9 @@ impl Handle for Paced {
     }
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
-        let n = buf.len().min(self.pace.piece());
-        self.pace.take(n, self.seq);
-        self.inner.read_at(&mut buf[..n], offset)
+        self.paced(buf.len(), offset, |n| {
+            self.inner.read_at(&mut buf[..n], offset)
+        })
     }
 
     /// Paid after: only what was there to read counts.
@@ -235,10 +332,12 @@ impl Handle for Paced {
         Ok(read)
     }
 
+    /// Paid after: a FIFO or a device has no size to charge before.
     fn read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = buf.len().min(self.pace.piece());
-        self.pace.take(n, self.seq);
-        self.inner.read(&mut buf[..n])
+        let got = self.inner.read(&mut buf[..n])?;
+        self.pace.take(got, self.seq);
+        Ok(got)
     }
 
     /// Nothing: the kernel would read ahead of what was paid for.
@@ -268,9 +367,10 @@ impl Handle for Paced {
 
 /// How far past what is about to be read the cache is looked at: the kernel reads ahead of
 /// a read or a page fault on its own (128 KiB by default, a few MiB where an administrator
-/// raised `read_ahead_kb`), and a page it brought in that way, looked at only afterwards,
+/// raised `read_ahead_kb`, and up to twice that with its asynchronous window), and a page
+/// it brought in that way, looked at only afterwards,
 /// would pass for one cached before the run and stay.
-const LEARN_AHEAD: u64 = 8 << 20;
+const LEARN_AHEAD: u64 = 32 << 20;
 
 /// A file whose pages this run brings into the page cache leave it once used.
 ///

@@ -41,7 +41,7 @@ use crate::digest::{Algorithms, Hasher};
 use crate::engine::policy::{self, FileKind};
 use crate::engine::read::{Hashed, Hashing, changed, hash_reader, regular_state};
 use crate::engine::run::buffers::{PageBuf, Spares};
-use crate::engine::run::limits::{self, PacedRead};
+use crate::engine::run::limits::{self, PacedRead, UncachedStdin};
 use crate::engine::run::state::{Busy, Desk, Request, Shared, StreamFlags, lock};
 use crate::engine::source::{FileId, Source};
 use crate::engine::storage::Handle;
@@ -279,7 +279,7 @@ impl<'a, R: Send + 'static> Reader<'a, R> {
             self.flush();
         }
         if matches!(source, Source::Stdin) {
-            let stdin = stdio::stdin().lock();
+            let stdin = UncachedStdin::new(stdio::stdin().lock(), self.shared.limits.nocache);
             let hashed = match self.shared.pace.clone() {
                 Some(pace) => self.hash_sequential(&mut PacedRead(stdin, &pace, seq), algorithm),
                 None => self.hash_sequential(&mut { stdin }, algorithm),
@@ -292,6 +292,28 @@ impl<'a, R: Send + 'static> Reader<'a, R> {
         };
         let regular = FileType::from_raw_mode(before.st_mode) == FileType::RegularFile;
         let size = before.st_size as u64;
+        // Under a rate and a time box, a file that cannot be read in the time left is not
+        // started: the rate would go to it, and the files behind it would be given up with
+        // it at the end, night after night. Left for the next run, which starts with it;
+        // said, if even a whole box is too short for it.
+        let limits = &self.shared.limits;
+        match limits::out_of_time(
+            size,
+            limits.bwlimit,
+            limits.deadline.as_ref(),
+            Instant::now(),
+        ) {
+            Some(true) if regular => {
+                let name = source.into_name();
+                self.done(seq, Ok(Hashing::TooLong { name, bytes: size }));
+                return self.out_of_storage();
+            }
+            Some(false) if regular => {
+                self.done(seq, Ok(Hashing::NotReached));
+                return self.out_of_storage();
+            }
+            _ => {}
+        }
         if regular {
             let counters = &self.shared.counters;
             counters.opened_files.fetch_add(1, Ordering::Relaxed);
