@@ -32,8 +32,11 @@ for tool in rhash hashdeep openssl /usr/bin/time python3; do
   command -v "$tool" >/dev/null || { echo "compare.sh: $tool is required" >&2; exit 2; }
 done
 
-cargo build --release --quiet --manifest-path "$repo/Cargo.toml"
-sumpool=$repo/target/release/sumpool
+# SUMPOOL=/path/to/sumpool times that build instead of this tree's (as cold.sh does).
+if [ -z "${SUMPOOL:-}" ]; then
+  cargo build --release --quiet --manifest-path "$repo/Cargo.toml"
+fi
+sumpool=${SUMPOOL:-$repo/target/release/sumpool}
 mkdir -p "$data"
 python3 "$here/gen_datasets.py" "$data" "${datasets[@]}"
 

@@ -46,7 +46,7 @@ class Delayed(fuse.Operations):
         self.release_file = release
         self.statfs_after = statfs_after
         self.statfs_calls = 0
-        self.lock = threading.Lock()
+        self.mutex = threading.Lock()  # not `lock`: that name is the FUSE lock operation
 
     def _hang_until_released(self):
         while not (self.release_file and os.path.exists(self.release_file)):
@@ -93,7 +93,7 @@ class Delayed(fuse.Operations):
         return 0
 
     def statfs(self, path):
-        with self.lock:
+        with self.mutex:
             self.statfs_calls += 1
             calls = self.statfs_calls
         if self.statfs_after is not None and calls > self.statfs_after:

@@ -70,8 +70,8 @@ EOF
 cat "$work/medium.sums" >> "$work/base.sums"
 cp "$work/base.sums" "$work/M"; "$sumpool" hash --update "$work/M" medium big small >/dev/null
 echo "manifest: $(wc -l < "$work/M") lines with their state lines, $(du -m "$work/M" | cut -f1) MB"
-# CPU-bound (warm, a few seconds): the first checkpoint waits for 50 times what reading
-# the manifest took, so a short run writes none, and costs nothing.
+# CPU-bound (warm, a few seconds): the first checkpoint waits for 50 times what writing
+# the manifest is taken to cost, so a short run writes none, and costs nothing.
 on=(); off=()
 for _ in $(seq "$RUNS"); do
   cp "$work/M" "$work/M0"; cp "$work/M" "$work/M1"

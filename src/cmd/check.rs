@@ -273,11 +273,7 @@ impl Checker<'_> {
         self.stderr_line(&io);
         if !self.algorithms.is_empty() {
             // Each line is hashed with its algorithm alone: SHA-256 lines run on the lanes.
-            let lanes = self
-                .engine
-                .tuning
-                .lanes
-                .clamp(1, crate::engine::multibuf::MAX_LANES);
+            let lanes = crate::engine::calibrate::lanes(self.engine.tuning.lanes);
             let mut line = Vec::new();
             super::write_implementations(&mut line, &self.algorithms, lanes);
             self.stderr_line(&String::from_utf8_lossy(&line));

@@ -36,6 +36,12 @@ use crate::report::Reason;
 /// resident set.
 pub(crate) const WINDOW: usize = 2 << 20;
 
+/// Bytes mapped at a time for a file whose windows are spread over every core (BLAKE3 alone:
+/// `Hasher::update_parallel`), mapped without `MAP_POPULATE` so that the threads that hash a
+/// window fault its pages in side by side, not the worker alone before them. Measured warm
+/// on a file of 1 GiB on 2 cores: see docs/benchmarks.md (BLAKE3 on one large file).
+pub(crate) const WIDE_WINDOW: usize = 8 << 20;
+
 /// Windows mapped at once, in the whole process: the streams of a run, one window each.
 const SLOTS: usize = 64;
 
@@ -140,9 +146,14 @@ unsafe impl Sync for Window {}
 
 impl Window {
     /// Maps `len` bytes of `file` at `offset` (a multiple of the page size), with its pages
-    /// faulted in now, on the calling thread. `None` when every guard slot is taken (the
-    /// caller reads instead).
-    pub(crate) fn map(file: &File, offset: u64, len: usize) -> io::Result<Option<Window>> {
+    /// faulted in now, on the calling thread, if `populate`, else as they are read. `None`
+    /// when every guard slot is taken (the caller reads instead).
+    pub(crate) fn map(
+        file: &File,
+        offset: u64,
+        len: usize,
+        populate: bool,
+    ) -> io::Result<Option<Window>> {
         install_handler()?;
         if len == 0 {
             return Err(io::Error::from_raw_os_error(libc::EINVAL));
@@ -162,7 +173,11 @@ impl Window {
                 std::ptr::null_mut(),
                 len,
                 rustix::mm::ProtFlags::READ,
-                rustix::mm::MapFlags::SHARED | rustix::mm::MapFlags::POPULATE,
+                if populate {
+                    rustix::mm::MapFlags::SHARED | rustix::mm::MapFlags::POPULATE
+                } else {
+                    rustix::mm::MapFlags::SHARED
+                },
                 file,
                 offset,
             )
@@ -245,7 +260,7 @@ mod tests {
     fn a_window_past_the_end_of_a_shrunk_file_is_a_change_not_a_crash() {
         let mut file = tempfile::tempfile().unwrap();
         file.write_all(&vec![7u8; 3 * WINDOW]).unwrap();
-        let window = Window::map(&file, 0, 3 * WINDOW).unwrap().unwrap();
+        let window = Window::map(&file, 0, 3 * WINDOW, true).unwrap().unwrap();
         // Truncated after it was mapped: the pages past the new end raise SIGBUS, which
         // must become a "changed" result, on this thread or on another.
         file.set_len(WINDOW as u64 / 2 + 100).unwrap();
@@ -270,8 +285,10 @@ mod tests {
         let mut file = tempfile::tempfile().unwrap();
         let data: Vec<u8> = (0..(WINDOW + 12345)).map(|i| (i % 253) as u8).collect();
         file.write_all(&data).unwrap();
-        let first = Window::map(&file, 0, WINDOW).unwrap().unwrap();
-        let second = Window::map(&file, WINDOW as u64, 12345).unwrap().unwrap();
+        let first = Window::map(&file, 0, WINDOW, true).unwrap().unwrap();
+        let second = Window::map(&file, WINDOW as u64, 12345, false)
+            .unwrap()
+            .unwrap();
         let (joined, reasons) = read_guarded(&[(&first, 0), (&second, 0)], |bytes| bytes.concat());
         assert_eq!(joined, data);
         assert!(reasons.iter().all(Option::is_none));

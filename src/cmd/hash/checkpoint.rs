@@ -43,12 +43,22 @@ use super::update::Updater;
 /// last one took: its cost stays under 1/SPACING of the run.
 const SPACING: u32 = 50;
 
+/// What writing a checkpoint is taken to cost before one was written: a pass over the old
+/// manifest's `bytes` at [`WRITE_RATE`], or what reading it took (`loaded`), if longer.
+fn first_cost(bytes: u64, loaded: Duration) -> Duration {
+    loaded.max(Duration::from_secs_f64(bytes as f64 / WRITE_RATE))
+}
+
+/// Bytes per second a checkpoint is taken to write, before one was measured: a manifest of
+/// 118 MB took 1.15 s on a quiet machine, and 5.4 s while the run read the disk at its rate
+/// (`benches/nightly.sh`). Reading it in parts on every core took far less, no measure.
+const WRITE_RATE: f64 = 100e6;
+
 /// When the first checkpoint is due: after `every`, and no sooner than [`SPACING`] times
-/// what reading the old manifest took (`loaded`), the measure of what writing it will take
-/// before one was written. A short run with a large manifest is thus spared a checkpoint
-/// that would cost more than the hashing it protects.
-fn first_after(every: Duration, loaded: Duration) -> Duration {
-    every.max(loaded.saturating_mul(SPACING))
+/// what it is taken to cost ([`first_cost`]). A short run with a large manifest is thus
+/// spared a checkpoint that would cost more than the hashing it protects.
+fn first_after(every: Duration, cost: Duration) -> Duration {
+    every.max(cost.saturating_mul(SPACING))
 }
 
 /// The least time between two looks at whether a checkpoint is due. Each print reads the
@@ -95,7 +105,7 @@ pub struct Snapshot {
 impl Checkpoints {
     /// Checkpoints every `every` for the update writing to `atomic`.
     pub fn new(
-        (every, loaded): (Duration, Duration),
+        (every, loaded, bytes): (Duration, Duration, u64),
         atomic: &AtomicOutput,
         updater: Arc<Updater>,
         own: Arc<OwnFiles>,
@@ -103,7 +113,7 @@ impl Checkpoints {
     ) -> anyhow::Result<Checkpoints> {
         Ok(Checkpoints {
             every,
-            due: Instant::now() + first_after(every, loaded),
+            due: Instant::now() + first_after(every, first_cost(bytes, loaded)),
             writing: None,
             new: atomic.file().try_clone()?,
             place: Arc::new(atomic.place()?),

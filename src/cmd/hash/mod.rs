@@ -270,8 +270,10 @@ fn checkpoints(
     let Some(every) = update.checkpoint else {
         return Ok(None);
     };
+    // The old manifest's size: what a checkpoint will write, about.
+    let bytes = fs::metadata(&update.manifest).map_or(0, |m| m.len());
     let checkpoints = Checkpoints::new(
-        (every, loaded),
+        (every, loaded, bytes),
         atomic,
         Arc::clone(updater),
         Arc::clone(own),

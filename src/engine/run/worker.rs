@@ -30,7 +30,7 @@ use rustix::fs::Stat;
 
 use crate::digest::Digests;
 use crate::engine::lanes::{self, LaneHash};
-use crate::engine::mapped::{WINDOW, Window, read_guarded};
+use crate::engine::mapped::{WIDE_WINDOW, WINDOW, Window, read_guarded};
 use crate::engine::multibuf::BLOCK_LEN;
 use crate::engine::read::{Hashed, Hashing, changed, regular_state};
 use crate::engine::run::buffers::PageBuf;
@@ -191,7 +191,10 @@ impl Lane {
         if self.next >= size {
             return Ok(Fetched::End(Box::new(handle.stat()?)));
         }
-        let len = (size - self.next).min(WINDOW as u64) as usize;
+        // A window spread over every core is wider, and faulted in by the threads that hash it.
+        let wide = matches!(&self.hash, LaneHash::Single(h) if h.parallel_unit().is_some());
+        let window = if wide { WIDE_WINDOW } else { WINDOW };
+        let len = (size - self.next).min(window as u64) as usize;
         let offset = self.next;
         self.next += len as u64;
         // Its reader keeps the kernel reading ahead of this.
@@ -200,7 +203,7 @@ impl Lane {
         // Before anything touches it (`--nocache` learns here what was cached before).
         handle.will_touch(offset, len as u64);
         if let Some(file) = handle.mappable()
-            && let Some(window) = Window::map(file, offset, len)?
+            && let Some(window) = Window::map(file, offset, len, !wide)?
         {
             self.window_at = offset;
             return Ok(Fetched::Piece(Piece::Window(window)));
