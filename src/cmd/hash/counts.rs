@@ -1,6 +1,11 @@
 //! What an update did, counted on the calling thread as the printer goes, for the summary
 //! lines, `-v` and the JSON summary.
 
+use std::io::Write;
+
+use crate::config::UpdateConfig;
+use crate::report::PROGRAM;
+
 /// What an update did, for `-v` and the JSON summary.
 #[derive(Debug, Default, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct UpdateCounts {
@@ -109,4 +114,52 @@ impl Status {
             Status::Corrupt => "corrupt",
         }
     }
+}
+
+/// The line that says a run's time was up, and what it left for the next one.
+pub(super) fn write_time_up(err: &mut dyn Write, c: &UpdateCounts, update: &UpdateConfig) {
+    if !c.time_up {
+        return;
+    }
+    let abandoned = match c.abandoned {
+        0 => String::new(),
+        n => format!(" ({n} of them given up in flight)"),
+    };
+    let _ = writeln!(
+        err,
+        "{PROGRAM}: {}: time is up (--max-duration): {} files checked ({} read), {} not reached{abandoned}; their lines are kept as they were, and the next run starts with them",
+        update.manifest.display(),
+        c.checked(),
+        c.hashed() + c.scrubbed + c.corrupt,
+        c.not_reached,
+    );
+}
+
+/// The `-v` line of an update: why files were or were not read. (The line after it counts
+/// every file of the new manifest as hashed, and the bytes actually read.)
+pub(super) fn write_update_verbose(err: &mut dyn Write, c: &UpdateCounts) {
+    let _ = writeln!(
+        err,
+        "{PROGRAM}: update: {} files: {} reused, {} hashed ({} new, {} modified, {} racy, {} without state), {} scrubbed, {} corrupt; {} kept out of scope, {} kept unread; {} dropped (gone), {} pruned{}",
+        c.files(),
+        c.reused,
+        c.hashed(),
+        c.new,
+        c.modified,
+        c.racy,
+        c.without_state,
+        c.scrubbed,
+        c.corrupt,
+        c.out_of_scope,
+        c.unread,
+        c.dropped,
+        c.pruned,
+        match c.checkpoints {
+            0 => String::new(),
+            n => format!(
+                "; {n} checkpoints (the longest {:.2} s)",
+                c.checkpoint_seconds
+            ),
+        }
+    );
 }

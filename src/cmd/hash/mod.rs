@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::config::{Config, Format, HashConfig, UpdateConfig};
+use crate::config::{Config, Format, HashConfig};
 use crate::digest::Algorithms;
 use crate::engine::load::load_manifest;
 use crate::engine::policy::{self, IoPolicy};
@@ -207,7 +207,7 @@ pub fn run(
     let verbose = hash.verbose.then_some((started, engine.io.reason.as_str()));
     write_end_messages(err, &report, update, verbose);
     if let (Some(counts), Some(update)) = (&update, &hash.update) {
-        write_time_up(err, counts, update);
+        counts::write_time_up(err, counts, update);
     }
     if hash.verbose {
         write_algorithms(err, algorithm, config);
@@ -300,25 +300,6 @@ fn limits(config: &Config, hash: &HashConfig, started: Instant) -> Limits {
 /// from 1 s to 1 min.
 fn grace_for(most: Duration) -> Duration {
     (most / 20).clamp(Duration::from_secs(1), Duration::from_secs(60))
-}
-
-/// The line that says a run's time was up, and what it left for the next one.
-fn write_time_up(err: &mut dyn Write, c: &UpdateCounts, update: &UpdateConfig) {
-    if !c.time_up {
-        return;
-    }
-    let abandoned = match c.abandoned {
-        0 => String::new(),
-        n => format!(" ({n} of them given up in flight)"),
-    };
-    let _ = writeln!(
-        err,
-        "{PROGRAM}: {}: time is up (--max-duration): {} files checked ({} read), {} not reached{abandoned}; their lines are kept as they were, and the next run starts with them",
-        update.manifest.display(),
-        c.checked(),
-        c.hashed() + c.scrubbed + c.corrupt,
-        c.not_reached,
-    );
 }
 
 /// The `-v` line of the limits in force, with the rate achieved.
@@ -525,7 +506,7 @@ fn write_end_messages(
     write_corrupt_warning(err, report.corrupt);
     if let Some((started, io)) = verbose {
         if let Some(counts) = &update {
-            write_update_verbose(err, counts);
+            counts::write_update_verbose(err, counts);
         }
         report.write_verbose(err, started.elapsed());
         let _ = writeln!(err, "{PROGRAM}: I/O: {io}");
@@ -570,35 +551,6 @@ fn read_old_manifest(
     kept::check_spelling(&manifest, &hash.inputs)?;
     let updater = Updater::new(manifest, old, update.scrub, scan);
     Ok(Some(Arc::new(updater)))
-}
-
-/// The `-v` line of an update: why files were or were not read. (The line after it counts
-/// every file of the new manifest as hashed, and the bytes actually read.)
-fn write_update_verbose(err: &mut dyn Write, c: &UpdateCounts) {
-    let _ = writeln!(
-        err,
-        "{PROGRAM}: update: {} files: {} reused, {} hashed ({} new, {} modified, {} racy, {} without state), {} scrubbed, {} corrupt; {} kept out of scope, {} kept unread; {} dropped (gone), {} pruned{}",
-        c.files(),
-        c.reused,
-        c.hashed(),
-        c.new,
-        c.modified,
-        c.racy,
-        c.without_state,
-        c.scrubbed,
-        c.corrupt,
-        c.out_of_scope,
-        c.unread,
-        c.dropped,
-        c.pruned,
-        match c.checkpoints {
-            0 => String::new(),
-            n => format!(
-                "; {n} checkpoints (the longest {:.2} s)",
-                c.checkpoint_seconds
-            ),
-        }
-    );
 }
 
 /// Where checksum lines go, and their format.

@@ -295,27 +295,9 @@ impl<'a, R: Send + 'static> Reader<'a, R> {
         };
         let regular = FileType::from_raw_mode(before.st_mode) == FileType::RegularFile;
         let size = before.st_size as u64;
-        // Under a rate and a time box, a file that cannot be read in the time left is not
-        // started: the rate would go to it, and the files behind it would be given up with
-        // it at the end, night after night. Left for the next run, which starts with it;
-        // said, if even a whole box is too short for it.
-        let limits = &self.shared.limits;
-        match limits::out_of_time(
-            size,
-            limits.bwlimit,
-            limits.deadline.as_ref(),
-            Instant::now(),
-        ) {
-            Some(true) if regular => {
-                let name = source.into_name();
-                self.done(seq, Ok(Hashing::TooLong { name, bytes: size }));
-                return self.out_of_storage();
-            }
-            Some(false) if regular => {
-                self.done(seq, Ok(Hashing::NotReached));
-                return self.out_of_storage();
-            }
-            _ => {}
+        if let Some(unread) = self.no_time_for(regular, size, &source) {
+            self.done(seq, Ok(unread));
+            return self.out_of_storage();
         }
         if regular {
             let counters = &self.shared.counters;
@@ -338,6 +320,23 @@ impl<'a, R: Send + 'static> Reader<'a, R> {
             FileKind::Large => return self.stream(file, handle, before),
         }
         self.out_of_storage()
+    }
+
+    /// Under a rate and a time box, a file that cannot be read in the time left is not
+    /// started: the rate would go to it, and the files behind it would be given up with it
+    /// at the end, night after night. Left for the next run, which starts with it; said
+    /// (`TooLong`), if even a whole box is too short for it.
+    fn no_time_for(&self, regular: bool, size: u64, source: &Source) -> Option<Hashing> {
+        let limits = &self.shared.limits;
+        let deadline = limits.deadline.as_ref();
+        match limits::out_of_time(size, limits.bwlimit, deadline, Instant::now())? {
+            _ if !regular => None,
+            true => Some(Hashing::TooLong {
+                name: source.name().to_path_buf(),
+                bytes: size,
+            }),
+            false => Some(Hashing::NotReached),
+        }
     }
 
     /// Opens `source` under the run's limits and takes its status; `None` once the item is
