@@ -15,7 +15,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use util::{Cmd, is_root, json_lines, pseudo_random, sha256_hex, temp_dir, write_file};
+use util::{
+    Cmd, drop_caches, is_root, json_lines, pseudo_random, sha256_hex, temp_dir, write_file,
+};
 
 /// Whether the test can run here; `Err` says why not.
 fn can_run() -> Result<(), String> {
@@ -64,11 +66,6 @@ fn physical_offset(file: &Path, block: u64) -> u64 {
     let physical = extent.split(':').nth(2).unwrap().trim();
     let start: u64 = physical.split("..").next().unwrap().trim().parse().unwrap();
     start * block
-}
-
-fn drop_caches() {
-    Cmd::new("sync").run().code(0);
-    fs::write("/proc/sys/vm/drop_caches", "3\n").expect("drop the page cache (root)");
 }
 
 #[test]

@@ -11,7 +11,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use util::{Cmd, json_lines, pseudo_random, sha256_hex, skip_unless_root, temp_dir};
+use util::{
+    Cmd, cached_bytes, drop_caches, json_lines, pseudo_random, sha256_hex, skip_unless_root,
+    temp_dir,
+};
 
 /// Longer than a record's racy margin: files written this long before a run are trusted
 /// by its records, and not read again by the next run for being recent.
@@ -463,29 +466,6 @@ fn a_file_too_long_for_the_time_box_is_left_and_said_and_the_rest_goes_on() {
     assert_eq!(lines["data/huge"], digests["data/huge"]);
 }
 
-/// Bytes of `paths` in the page cache, by `fincore`.
-fn cached_bytes(paths: &[std::path::PathBuf]) -> u64 {
-    let out = Command::new("fincore")
-        .args(["--bytes", "--noheadings", "--output", "RES"])
-        .args(paths)
-        .output()
-        .expect("fincore (util-linux)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| l.trim().parse::<u64>().unwrap())
-        .sum()
-}
-
-fn drop_page_cache() {
-    Command::new("sync").status().unwrap();
-    fs::write("/proc/sys/vm/drop_caches", "1").unwrap();
-}
-
 #[test]
 fn nocache_drops_what_the_run_brought_in_and_keeps_what_was_cached() {
     if skip_unless_root("dropping the page cache") {
@@ -516,7 +496,7 @@ fn nocache_drops_what_the_run_brought_in_and_keeps_what_was_cached() {
         &["hash", "--nocache", "-j", "1", "data"],
     ] {
         // Cold: at most 2 % stays cached.
-        drop_page_cache();
+        drop_caches();
         Cmd::sumpool().args(command).dir(d).run().code(0);
         let left = cached_bytes(&files);
         assert!(
@@ -524,7 +504,7 @@ fn nocache_drops_what_the_run_brought_in_and_keeps_what_was_cached() {
             "{command:?}: {left} of {total} bytes still cached"
         );
         // Half warm: what was cached before stays cached.
-        drop_page_cache();
+        drop_caches();
         let warm: Vec<_> = files.iter().step_by(2).cloned().collect();
         for f in &warm {
             fs::read(f).unwrap();
@@ -551,7 +531,7 @@ fn nocache_drops_what_the_run_brought_in_and_keeps_what_was_cached() {
         &["check", "--nocache", "SUMS"][..],
         &["audit", "--nocache", "SUMS", "data"],
     ] {
-        drop_page_cache();
+        drop_caches();
         Cmd::sumpool().args(command).dir(d).run().code(0);
         let left = cached_bytes(&files);
         assert!(
@@ -561,7 +541,7 @@ fn nocache_drops_what_the_run_brought_in_and_keeps_what_was_cached() {
     }
     // A regular file on standard input.
     let big = files.last().unwrap().clone();
-    drop_page_cache();
+    drop_caches();
     let script = "exec \"$1\" hash --nocache - < \"$2\"";
     Cmd::new("sh")
         .args(["-c", script, "sh"])
@@ -577,7 +557,7 @@ fn nocache_drops_what_the_run_brought_in_and_keeps_what_was_cached() {
         "standard input: {left} of {size} bytes still cached"
     );
     // Without --nocache the tree stays cached: the measure can fail.
-    drop_page_cache();
+    drop_caches();
     Cmd::sumpool().args(["hash", "data"]).dir(d).run().code(0);
     assert!(cached_bytes(&files) * 2 > total);
 }

@@ -25,7 +25,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use util::{Cmd, is_root, pseudo_random, sha256_hex, sumpool_bin, temp_dir, write_file};
+use util::{
+    Cmd, cached_bytes, drop_caches, is_root, pseudo_random, sha256_hex, sumpool_bin, temp_dir,
+    write_file,
+};
 
 /// Whether the tests can run here; `Err` says why not.
 fn can_run() -> Result<(), String> {
@@ -490,24 +493,6 @@ fn slow_storage_gives_the_digests_of_sha2_at_any_number_of_readers_and_workers()
         .stderr_has("FUSE");
 }
 
-/// Bytes of `paths` in the page cache, by `fincore` (util-linux).
-fn cached_bytes(paths: &[PathBuf]) -> u64 {
-    let out = Command::new("fincore")
-        .args(["--bytes", "--noheadings", "--output", "RES"])
-        .args(paths)
-        .output()
-        .expect("fincore (util-linux)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| l.trim().parse::<u64>().unwrap())
-        .sum()
-}
-
 /// `--nocache` where reads cannot ask the kernel to drop what they bring in (FUSE has no
 /// `RWF_DONTCACHE`): sumpool learns which pages were cached and drops the others itself.
 #[test]
@@ -535,10 +520,6 @@ fn nocache_on_storage_without_dontcache_drops_only_what_the_run_brought_in() {
     let _fuse = Fuse::mount_with(&d.join("src"), &d.join("mnt"), 0, &[], &["--kernel-cache"]);
     let files: Vec<PathBuf> = names.iter().map(|n| d.join("mnt").join(n)).collect();
     let total: u64 = files.iter().map(|f| fs::metadata(f).unwrap().len()).sum();
-    let drop_caches = || {
-        Command::new("sync").status().unwrap();
-        fs::write("/proc/sys/vm/drop_caches", "1").unwrap();
-    };
     // The measure can fail: without --nocache, what is read stays cached.
     drop_caches();
     Cmd::sumpool().args(["hash", "mnt"]).dir(d).run().code(0);

@@ -358,3 +358,27 @@ pub fn skip_unless_root(what: &str) -> bool {
     eprintln!("skipped: {what} needs root");
     true
 }
+
+/// Drops the page cache (root): `sync`, then clean pages, dentries and inodes.
+pub fn drop_caches() {
+    Cmd::new("sync").run().code(0);
+    fs::write("/proc/sys/vm/drop_caches", "3\n").expect("drop the page cache (root)");
+}
+
+/// Bytes of `paths` in the page cache, by `fincore` (util-linux).
+pub fn cached_bytes(paths: &[PathBuf]) -> u64 {
+    let out = Command::new("fincore")
+        .args(["--bytes", "--noheadings", "--output", "RES"])
+        .args(paths)
+        .output()
+        .expect("fincore (util-linux)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().parse::<u64>().expect("a byte count"))
+        .sum()
+}
